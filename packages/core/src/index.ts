@@ -1,1 +1,12 @@
-export {};
+export * from './backend.js';
+export * from './hooks.js';
+export * from './ops/index.js';
+export * from './vit/config.js';
+export type * from './vit/params.js';
+export { VisionTransformer, type ForwardOptions, type ForwardResult } from './vit/vit.js';
+export { VitBlock } from './vit/block.js';
+export { resamplePosEmbed } from './vit/resample.js';
+export { randomVit } from './vit/random.js';
+export * from './io/index.js';
+export { inferArchitecture, vitFromTensors, type ArchitectureInfo, type CheckpointFormat, type VitLoadOptions } from './vit/load.js';
+export { loadVit, readCheckpoint, inspectCheckpoint, type LoadedVit, type CheckpointContents } from './checkpoint.js';
