@@ -10,3 +10,5 @@ export { randomVit } from './vit/random.js';
 export * from './io/index.js';
 export { inferArchitecture, vitFromTensors, type ArchitectureInfo, type CheckpointFormat, type VitLoadOptions } from './vit/load.js';
 export { loadVit, readCheckpoint, inspectCheckpoint, type LoadedVit, type CheckpointContents } from './checkpoint.js';
+export * from './adapter.js';
+export * from './train/index.js';

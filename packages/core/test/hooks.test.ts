@@ -45,7 +45,7 @@ function parallelAdapterHook(down: tf.Variable[], up: tf.Variable[], scale = 0.1
   return {
     name: 'adaptformer',
     trainableVariables: () => [...down, ...up],
-    mlpParallel: (x1, ctx) => tf.mul(linear(tf.relu(linear(x1, down[ctx.block] as tf.Tensor2D)), up[ctx.block] as tf.Tensor2D), scale),
+    mlpParallel: (x1, ctx) => tf.mul(linear(tf.relu(linear(x1, down[ctx.block] as tf.Tensor2D)), up[ctx.block] as tf.Tensor2D), scale) as tf.Tensor2D,
   };
 }
 

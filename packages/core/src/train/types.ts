@@ -1,0 +1,71 @@
+import type * as tf from '@tensorflow/tfjs';
+
+/** One batch: labels on the host; whatever tensors the model needs (disposed by the trainer after use). */
+export interface LabeledBatch {
+  labels: Int32Array;
+}
+
+/** A dataset the trainer can iterate; the order depends only on (seed, epoch), so resumed runs see the same batches. */
+export interface DataSource<B extends LabeledBatch> {
+  readonly size: number;
+  batches(batchSize: number, order: { shuffle: boolean; seed: number; epoch: number }): AsyncIterable<B>;
+}
+
+/** What a method hands the trainer: its trainable variables and a way to compute logits. */
+export interface TrainableModel<B extends LabeledBatch> {
+  trainableVariables(): tf.Variable[];
+  /** Logits [batch, classes]. Called inside the gradient scope when training; randomness from `seed`. */
+  logits(batch: B, step: { training: boolean; seed: number }): tf.Tensor2D;
+  /** Variables excluded from weight decay (none by default). */
+  noDecayVariables?(): tf.Variable[];
+}
+
+export type OptimizerName = 'adam' | 'sgd';
+
+export interface TrainOptions {
+  epochs: number;
+  batchSize: number;
+  /** Peak learning rate (after warmup). */
+  lr: number;
+  /** Coupled L2 weight decay (added to the gradient, as torch's Adam(weight_decay=...)); not AdamW. */
+  weightDecay: number;
+  optimizer: OptimizerName;
+  /** SGD momentum (default 0.9). */
+  momentum?: number;
+  /** Linear warmup epochs, then cosine decay to zero; the rate is set per epoch. */
+  warmupEpochs: number;
+  seed: number;
+  /** Shuffle the training data every epoch (default true). */
+  shuffle?: boolean;
+  /** Save a checkpoint here after every epoch (atomic), and resume from it when `resume` is set. */
+  checkpointFile?: string;
+  resume?: boolean;
+  /** Stop after this many epochs of this run (for tests of resume); the schedule still spans `epochs`. */
+  stopAfterEpochs?: number;
+  /** Per-epoch callback (evaluation, logging). */
+  onEpochEnd?: (log: EpochLog) => void | Promise<void>;
+  /** Progress output: a bar on a TTY, plain lines otherwise, or nothing. Default 'auto'. */
+  progress?: 'auto' | 'bar' | 'lines' | 'none';
+}
+
+export interface EpochLog {
+  epoch: number;
+  lr: number;
+  loss: number;
+  trainTop1: number;
+  seconds: number;
+}
+
+export interface TrainResult {
+  history: EpochLog[];
+  /** Epoch the run started from (0 unless resumed). */
+  startEpoch: number;
+}
+
+export interface EvalResult {
+  top1: number;
+  correct: number;
+  count: number;
+  /** Predicted class per example, in data order. */
+  predictions: Int32Array;
+}

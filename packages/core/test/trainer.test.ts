@@ -1,0 +1,131 @@
+import * as tf from '@tensorflow/tfjs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  evaluateModel,
+  FeatureDataSource,
+  initBackend,
+  LinearHead,
+  LinearProbe,
+  runVtabProtocol,
+  seededRandom,
+  trainModel,
+  warmupCosineLr,
+  type TrainOptions,
+} from '../src/index.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'vqt-trainer-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+beforeAll(async () => {
+  await initBackend({ backend: 'wasm' });
+});
+
+/** Three Gaussian blobs in 16 dimensions: separable, so a linear head must learn them. */
+function blobs(n: number, seed: number): FeatureDataSource {
+  const random = seededRandom(seed);
+  const width = 16;
+  const centres = [0, 1, 2].map((c) => Float32Array.from({ length: width }, (_, i) => (i % 3 === c ? 2 : 0)));
+  const features = new Float32Array(n * width);
+  const labels = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    labels[i] = i % 3;
+    for (let j = 0; j < width; j++) features[i * width + j] = centres[labels[i]][j] + (random() - 0.5) * 2;
+  }
+  return new FeatureDataSource(features, width, labels);
+}
+
+const options = (extra: Partial<TrainOptions> = {}): TrainOptions => ({
+  epochs: 6,
+  batchSize: 16,
+  lr: 0.05,
+  weightDecay: 1e-3,
+  optimizer: 'adam',
+  warmupEpochs: 2,
+  seed: 7,
+  progress: 'none',
+  ...extra,
+});
+
+describe('schedule', () => {
+  it('warms up linearly from zero, then follows half a cosine to zero', () => {
+    expect(warmupCosineLr(1, 0, 10, 2)).toBe(0);
+    expect(warmupCosineLr(1, 1, 10, 2)).toBe(0.5);
+    expect(warmupCosineLr(1, 2, 10, 2)).toBe(1);
+    expect(warmupCosineLr(1, 6, 10, 2)).toBeCloseTo(0.5, 10);
+    expect(warmupCosineLr(1, 10, 10, 2)).toBeCloseTo(0, 10);
+  });
+});
+
+describe('trainModel', () => {
+  it('learns a separable task with adam and with sgd, without leaking tensors', async () => {
+    for (const optimizer of ['adam', 'sgd'] as const) {
+      const head = new LinearHead(16, 3);
+      const before = tf.memory().numTensors;
+      const { history } = await trainModel(new LinearProbe(head), blobs(300, 1), options({ optimizer, lr: optimizer === 'sgd' ? 0.1 : 0.05 }));
+      expect(tf.memory().numTensors).toBe(before);
+      expect(history.at(-1)!.loss).toBeLessThan(history[1].loss);
+      const { top1 } = await evaluateModel(new LinearProbe(head), blobs(300, 2), 64);
+      expect(top1).toBeGreaterThan(0.9);
+      head.dispose();
+    }
+  });
+
+  it('applies coupled L2 decay: with zero gradient signal the weights shrink', async () => {
+    const head = new LinearHead(16, 3);
+    head.weight.assign(tf.ones([16, 3]));
+    // Balanced labels and zero features: the loss gradient w.r.t. the weight is exactly zero.
+    const data = new FeatureDataSource(new Float32Array(30 * 16), 16, Int32Array.from({ length: 30 }, (_, i) => i % 3));
+    await trainModel(new LinearProbe(head), data, options({ optimizer: 'sgd', lr: 0.1, weightDecay: 0.5, warmupEpochs: 0, epochs: 1, batchSize: 30, momentum: 0 }));
+    // One SGD step: w - lr * wd * w = 1 - 0.05
+    expect(head.weight.dataSync()[0]).toBeCloseTo(0.95, 6);
+    head.dispose();
+  });
+
+  it('resumes a killed run to exactly the result of an unbroken run', async () => {
+    const unbroken = new LinearHead(16, 3);
+    await trainModel(new LinearProbe(unbroken), blobs(120, 3), options());
+
+    const file = join(dir, 'state.safetensors');
+    const first = new LinearHead(16, 3);
+    const part = await trainModel(new LinearProbe(first), blobs(120, 3), options({ checkpointFile: file, stopAfterEpochs: 3 }));
+    expect(part.history).toHaveLength(3);
+    first.dispose(); // the process "dies"; a new one resumes from the file
+    const resumed = new LinearHead(16, 3);
+    const rest = await trainModel(new LinearProbe(resumed), blobs(120, 3), options({ checkpointFile: file, resume: true }));
+    expect(rest.startEpoch).toBe(3);
+    expect(rest.history).toHaveLength(6);
+    expect(Array.from(resumed.weight.dataSync())).toEqual(Array.from(unbroken.weight.dataSync()));
+    expect(Array.from(resumed.bias.dataSync())).toEqual(Array.from(unbroken.bias.dataSync()));
+    unbroken.dispose();
+    resumed.dispose();
+  });
+
+  it('refuses to resume from a checkpoint written with other options', async () => {
+    const file = join(dir, 'other.safetensors');
+    const head = new LinearHead(16, 3);
+    await trainModel(new LinearProbe(head), blobs(60, 4), options({ checkpointFile: file, stopAfterEpochs: 1 }));
+    await expect(trainModel(new LinearProbe(head), blobs(60, 4), options({ checkpointFile: file, resume: true, lr: 0.5 }))).rejects.toThrow(/other options/);
+    head.dispose();
+  });
+});
+
+describe('VTAB protocol', () => {
+  it('picks the grid point with the best val200 accuracy, retrains on train800val200 and tests', async () => {
+    const calls: string[] = [];
+    const result = await runVtabProtocol(
+      { lr: [0.1, 0.01], weightDecay: [0, 1e-3] },
+      {
+        train: async (hp, split) => {
+          calls.push(`${split}:${hp.lr}:${hp.weightDecay}`);
+          return hp;
+        },
+        evaluate: async (hp, split) => (split === 'test' ? 0.5 : hp.lr === 0.01 && hp.weightDecay === 1e-3 ? 0.9 : 0.1),
+      },
+    );
+    expect(result.best).toEqual({ lr: 0.01, weightDecay: 1e-3 });
+    expect(calls.at(-1)).toBe('train800val200:0.01:0.001');
+    expect(result.testTop1).toBe(0.5);
+  });
+});
