@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { FileFormatError } from './io/errors.js';
+import { FileFormatError, withFile } from './io/errors.js';
 import { parseNpz } from './io/npz.js';
 import { parseSafetensors } from './io/safetensors.js';
 import type { HostTensor } from './io/types.js';
@@ -30,12 +30,7 @@ const ZIP_MAGIC = [0x50, 0x4b, 0x03, 0x04];
 
 /** Reads a timm .safetensors or a Google ViT .npz (detected from the bytes, not the name). */
 export function readCheckpoint(file: string): CheckpointContents {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(file);
-  } catch (error) {
-    throw new FileFormatError(file, `cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
-  }
+  const bytes = withFile(file, () => readFileSync(file));
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   const isZip = ZIP_MAGIC.every((b, i) => bytes[i] === b);
   if (isZip) {

@@ -21,3 +21,14 @@ export class FileFormatError extends Error {
 function oneLine(text: string): string {
   return text.replace(/\s*[\r\n]+\s*/g, ' ');
 }
+
+/** Runs a file-system call; a failure becomes a one-line FileFormatError naming the file. */
+export function withFile<T>(file: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const reasons: Record<string, string> = { ENOENT: 'no such file', EISDIR: 'is a directory', EACCES: 'permission denied' };
+    throw new FileFormatError(file, `cannot read: ${(code && reasons[code]) ?? (error as Error).message}`);
+  }
+}

@@ -5,7 +5,7 @@
 // short data, and its messages do not name the file. The format is small enough to parse here.
 import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from './atomic.js';
-import { FileFormatError } from './errors.js';
+import { FileFormatError, withFile } from './errors.js';
 import { float16BitsToFloat32Bits } from './safetensors.js';
 import { numel, type HostTensor } from './types.js';
 
@@ -96,7 +96,7 @@ function parseHeader(text: string, fail: (reason: string) => FileFormatError): {
 }
 
 export function readNpy(path: string): NpyArray {
-  const buffer = readFileSync(path);
+  const buffer = withFile(path, () => readFileSync(path));
   return parseNpy(new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength), path);
 }
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { unzipSync, zipSync, type UnzipFileInfo, type Zippable } from 'fflate';
 import { writeFileAtomic } from './atomic.js';
-import { FileFormatError } from './errors.js';
+import { FileFormatError, withFile } from './errors.js';
 import { encodeNpy, parseNpy, type NpyArray } from './npy.js';
 import type { HostTensor } from './types.js';
 
@@ -75,7 +75,7 @@ function checkMemberSizes(member: UnzipFileInfo, fileSize: number, file: string)
 }
 
 export function readNpz(path: string): Map<string, NpyArray> {
-  const buffer = readFileSync(path);
+  const buffer = withFile(path, () => readFileSync(path));
   return parseNpz(new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength), path);
 }
 

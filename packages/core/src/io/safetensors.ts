@@ -1,6 +1,6 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { writeFileAtomic } from './atomic.js';
-import { FileFormatError } from './errors.js';
+import { FileFormatError, withFile } from './errors.js';
 import { numel, type HostTensor } from './types.js';
 
 // Layout: u64 LE header length N, N bytes of JSON header, then the data buffer that the
@@ -49,7 +49,7 @@ export function parseSafetensors(bytes: Uint8Array, file: string): SafetensorsFi
 
 /** Reads the header first and then each tensor, so the file is never held in memory twice. */
 export function readSafetensors(path: string): SafetensorsFile {
-  const fd = openSync(path, 'r');
+  const fd = withFile(path, () => openSync(path, 'r'));
   try {
     const fileSize = fstatSync(fd).size;
     const prefix = readExactly(fd, 0, Math.min(LENGTH_PREFIX_BYTES, fileSize), path);
