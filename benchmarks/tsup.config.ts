@@ -1,9 +1,8 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['src/index.ts'],
-  format: ['esm', 'cjs'],
-  dts: true,
+  entry: ['src/throughput.ts'],
+  format: ['esm'],
   sourcemap: true,
   clean: true,
   target: 'node20',

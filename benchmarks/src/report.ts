@@ -1,0 +1,28 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describeBackend, type BackendInfo } from '@vqt/core';
+import os from 'node:os';
+
+export const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'results');
+
+/** Prints an aligned table and writes the same numbers (plus the machine) as JSON. */
+export function report(name: string, backend: BackendInfo, rows: Record<string, string | number>[], extra: Record<string, unknown> = {}): string {
+  const columns = Object.keys(rows[0] ?? {});
+  const width = columns.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c]).length)));
+  const line = (cells: string[]) => cells.map((cell, i) => cell.padEnd(width[i])).join('  ');
+  console.log(describeBackend(backend));
+  console.log(line(columns));
+  for (const row of rows) console.log(line(columns.map((c) => String(row[c]))));
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const file = join(RESULTS_DIR, `${name}.json`);
+  const machine = { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, totalMemGiB: +(os.totalmem() / 2 ** 30).toFixed(1), node: process.version };
+  writeFileSync(file, `${JSON.stringify({ benchmark: name, date: new Date().toISOString(), backend, machine, rows, ...extra }, null, 2)}\n`);
+  console.log(`wrote ${file}`);
+  return file;
+}
+
+export function flag(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
+}
