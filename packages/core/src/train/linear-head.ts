@@ -14,8 +14,9 @@ export class LinearHead {
     name = 'head',
   ) {
     const unique = `${name}.${Math.random().toString(36).slice(2, 8)}`;
-    this.weight = tf.variable(tf.zeros([features, classes]), true, `${unique}.weight`);
-    this.bias = tf.variable(tf.zeros([classes]), true, `${unique}.bias`);
+    // tf.variable keeps its initial tensor alive as a separate tensor: make it inside tidy.
+    this.weight = tf.tidy(() => tf.variable(tf.zeros([features, classes]), true, `${unique}.weight`));
+    this.bias = tf.tidy(() => tf.variable(tf.zeros([classes]), true, `${unique}.bias`));
   }
 
   apply(x: tf.Tensor2D): tf.Tensor2D {
