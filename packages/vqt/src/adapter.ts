@@ -1,0 +1,104 @@
+import * as tf from '@tensorflow/tfjs';
+import { ADAPTER_WEIGHTS_FILE, FileFormatError, loadAdapter, saveAdapter, type AdapterConfig, type HostTensor, type VisionTransformer } from '@vqt/core';
+import { join } from 'node:path';
+import type { FeatureNorm } from './config.js';
+import { VqtModel } from './model.js';
+
+export const VQT_METHOD = 'vqt';
+
+/** adapter_config.json's `options` for VQT. */
+export interface VqtAdapterOptions {
+  queries: number;
+  featureNorm: FeatureNorm;
+  dropout: number;
+}
+
+/** The frozen backbone an adapter belongs to (core's LoadedVit has these fields). */
+export interface BackboneRef {
+  /** The checkpoint file's base name. */
+  name: string;
+  sha256: string;
+}
+
+export interface SaveVqtAdapterExtras {
+  labelNames?: string[];
+  /** Provenance: task, epochs, lr, accuracy. */
+  training?: Record<string, unknown>;
+}
+
+/**
+ * Writes a PEFT-style adapter directory: adapter_model.safetensors with `vqt.queries` [depth, T, D],
+ * `head.weight` [classes, features] (torch's [out, in]) and `head.bias` [classes]; adapter_config.json
+ * with method 'vqt', the backbone's sha256 and config, and {queries, featureNorm, dropout}.
+ */
+export function saveVqtAdapter(dir: string, model: VqtModel, backbone: BackboneRef, extras: SaveVqtAdapterExtras = {}): void {
+  const { queries, featureNorm, dropout } = model.config;
+  const options: VqtAdapterOptions = { queries, featureNorm, dropout };
+  const config: AdapterConfig = {
+    method: VQT_METHOD,
+    formatVersion: 1,
+    backbone: { name: backbone.name, sha256: backbone.sha256, config: model.vit.config },
+    numClasses: model.numClasses,
+    ...(extras.labelNames ? { labelNames: extras.labelNames } : {}),
+    options: { ...options },
+    ...(extras.training ? { training: extras.training } : {}),
+  };
+  const tensors = tf.tidy(() => ({
+    'vqt.queries': model.hook.stackedQueries(),
+    'head.weight': tf.transpose(model.headWeight),
+    'head.bias': tf.clone(model.headBias),
+  }));
+  try {
+    saveAdapter(dir, config, tensors);
+  } finally {
+    tf.dispose(Object.values(tensors));
+  }
+}
+
+export interface LoadVqtAdapterOptions {
+  /** sha256 of the backbone checkpoint in use; a different one is refused. */
+  backboneSha256?: string;
+}
+
+/** Rebuilds a VqtModel around `vit` from an adapter directory. Errors are one line and name the file. */
+export function loadVqtAdapter(dir: string, vit: VisionTransformer, options: LoadVqtAdapterOptions = {}): { model: VqtModel; config: AdapterConfig } {
+  const { config, tensors } = loadAdapter(dir, { backboneSha256: options.backboneSha256 });
+  const configFile = join(dir, 'adapter_config.json');
+  const weightsFile = join(dir, ADAPTER_WEIGHTS_FILE);
+  if (config.method !== VQT_METHOD) throw new FileFormatError(configFile, `method is '${config.method}', not '${VQT_METHOD}'`);
+  const { depth, dim } = vit.config;
+  const saved = config.backbone.config;
+  if (saved.depth !== depth || saved.dim !== dim) {
+    throw new FileFormatError(configFile, `made for a backbone of depth ${saved.depth}, dim ${saved.dim}; this one has depth ${depth}, dim ${dim}`);
+  }
+  const opts = config.options as Partial<VqtAdapterOptions>;
+  let model: VqtModel;
+  try {
+    model = new VqtModel(vit, { numClasses: config.numClasses, queries: opts.queries, featureNorm: opts.featureNorm, dropout: opts.dropout });
+  } catch (error) {
+    throw new FileFormatError(configFile, (error as Error).message);
+  }
+  try {
+    const queries = expectTensor(tensors, weightsFile, 'vqt.queries', [depth, model.hook.numQueries, dim]);
+    const weight = expectTensor(tensors, weightsFile, 'head.weight', [model.numClasses, model.featureDim]);
+    const bias = expectTensor(tensors, weightsFile, 'head.bias', [model.numClasses]);
+    model.hook.setQueries(queries);
+    tf.tidy(() => {
+      model.headWeight.assign(tf.transpose(tf.tensor2d(weight.data, weight.shape as [number, number])));
+      model.headBias.assign(tf.tensor1d(bias.data));
+    });
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
+  return { model, config };
+}
+
+function expectTensor(tensors: Map<string, HostTensor>, file: string, name: string, shape: number[]): HostTensor {
+  const t = tensors.get(name);
+  if (!t) throw new FileFormatError(file, 'missing tensor', name);
+  if (t.shape.length !== shape.length || t.shape.some((s, i) => s !== shape[i])) {
+    throw new FileFormatError(file, `expected shape [${shape.join(', ')}], got [${t.shape.join(', ')}]`, name);
+  }
+  return t;
+}
