@@ -1,7 +1,12 @@
+import { REFERENCE_GRID } from '@vqt/core';
 import { Command, Option } from 'commander';
+import { demoCommand } from './commands/demo.js';
 import { embedCommand } from './commands/embed.js';
 import { inspectCommand } from './commands/inspect.js';
-import { positiveInt } from './options.js';
+import { evalCommand } from './commands/eval.js';
+import { trainCommand } from './commands/train.js';
+import { METHODS } from './methods/index.js';
+import { fraction, nonNegativeNumber, numberList, positiveInt } from './options.js';
 import { startBackend, type GlobalOptions } from './runtime.js';
 
 export function buildProgram(): Command {
@@ -35,6 +40,83 @@ export function buildProgram(): Command {
     .action(async (options) => {
       await startBackend(globals());
       await embedCommand(options);
+    });
+
+  program
+    .command('train')
+    .description('train a method on a VTAB-1k style task folder and save its adapter')
+    .addOption(new Option('--method <name>', 'what to train').choices([...METHODS]).default('vqt'))
+    .requiredOption('--checkpoint <file>', 'frozen backbone: timm .safetensors or Google ViT .npz')
+    .option('--heads <n>', 'attention heads (default dim/64)', positiveInt)
+    .requiredOption('--data <dir>', 'task folder with train800.txt, val200.txt, train800val200.txt, test.txt')
+    .option('--split <name>', 'training split', 'train800val200')
+    .option('--eval-split <name>', 'evaluate on this split after training (e.g. test, val200)')
+    .option('--queries <n>', 'VQT: query tokens per block', positiveInt, 1)
+    .addOption(new Option('--feature-norm <kind>', 'VQT: head input normalisation').choices(['l2', 'none', 'mean']).default('l2'))
+    .option('--dropout <rate>', 'VQT: query dropout', nonNegativeNumber, 0.1)
+    .option('--select <fraction>', 'VQT: freeze the queries, then keep this fraction of head-input features by group lasso', fraction)
+    .option('--target-size <n>', 'Head2Toe: pooled size per tap', positiveInt, 2048)
+    .option('--keep <fraction>', 'Head2Toe: fraction of features kept', fraction, 0.2)
+    .option('--lasso <lambda>', 'group-lasso lambda (absolute); default --lasso-ratio x lambda_max', nonNegativeNumber)
+    .option('--lasso-ratio <r>', 'group-lasso lambda as a fraction of lambda_max', nonNegativeNumber, 0.1)
+    .option('--epochs <n>', 'epochs', positiveInt, 100)
+    .option('--lr <rate>', 'peak learning rate', nonNegativeNumber, 0.05)
+    .option('--wd <decay>', 'coupled L2 weight decay', nonNegativeNumber, 1e-4)
+    .option('--batch <n>', 'batch size', positiveInt, 32)
+    .addOption(new Option('--optimizer <name>', 'optimizer').choices(['adam', 'sgd']).default('adam'))
+    .option('--warmup <epochs>', 'linear warmup epochs before the cosine decay', (v) => Math.floor(nonNegativeNumber(v)), 10)
+    .option('--seed <n>', 'seed for init, order and dropout', (v) => Math.floor(nonNegativeNumber(v)), 0)
+    .requiredOption('--out <dir>', 'adapter directory (also holds the resumable trainer state)')
+    .option('--resume', 'continue a killed run from <out>/trainer_state.safetensors')
+    .option('--protocol', 'VTAB protocol: pick lr x wd on val200 after training on train800, retrain on train800val200, report test')
+    .option('--lr-grid <list>', 'learning rates for --protocol (default: 1,0.5,0.25,0.1,0.05 x batch/256)', numberList)
+    .option('--wd-grid <list>', 'weight decays for --protocol (default: 0.01,0.001,0.0001,0)', numberList)
+    .option('--cache-budget <MiB>', 'VQT: feature cache memory before spilling to disk', positiveInt, 1024)
+    .option('--cache-dir <dir>', 'VQT: where the cache spills')
+    .option('--spill-float16', 'VQT: store spilled cache rows as float16')
+    .addOption(new Option('--normalization <kind>', 'image normalisation').choices(['imagenet', 'inception']).default('imagenet'))
+    .addOption(new Option('--progress <kind>', 'progress output').choices(['auto', 'bar', 'lines', 'none']).default('auto'))
+    .action(async (options) => {
+      await startBackend(globals());
+      const scale = options.batch / 256;
+      await trainCommand({
+        ...options,
+        evalSplit: options.evalSplit,
+        cacheBudgetBytes: options.cacheBudget * 2 ** 20,
+        spillFloat16: Boolean(options.spillFloat16),
+        lrGrid: options.protocol ? (options.lrGrid ?? REFERENCE_GRID.lr.map((lr) => lr * scale)) : undefined,
+        wdGrid: options.protocol ? (options.wdGrid ?? REFERENCE_GRID.weightDecay) : undefined,
+      });
+    });
+
+  program
+    .command('eval')
+    .description('top-1 accuracy of a trained adapter on a split; prints it and writes JSON')
+    .requiredOption('--checkpoint <file>', 'the backbone the adapter was trained on')
+    .option('--heads <n>', 'attention heads (default: the adapter\'s record)', positiveInt)
+    .requiredOption('--adapter <dir>', 'adapter directory')
+    .requiredOption('--data <dir>', 'task folder')
+    .option('--split <name>', 'split to evaluate', 'test')
+    .option('--batch <n>', 'batch size', positiveInt, 32)
+    .option('--json <file>', 'where to write the result (default <adapter>/eval_<split>.json)')
+    .addOption(new Option('--normalization <kind>', 'image normalisation').choices(['imagenet', 'inception']).default('imagenet'))
+    .action(async (options) => {
+      await startBackend(globals());
+      await evalCommand(options);
+    });
+
+  program
+    .command('demo')
+    .description('VQT vs a linear probe on the embedded backbone over one offline mini-suite task')
+    .option('--task <name>', 'mini-suite task', 'dsprites_loc')
+    .option('--epochs <n>', 'epochs', positiveInt, 30)
+    .option('--lr <rate>', 'peak learning rate', nonNegativeNumber, 0.01)
+    .option('--batch <n>', 'batch size', positiveInt, 32)
+    .option('--queries <n>', 'VQT query tokens per block', positiveInt, 1)
+    .option('--seed <n>', 'seed', (v) => Math.floor(nonNegativeNumber(v)), 0)
+    .action(async (options) => {
+      const backend = await startBackend(globals());
+      await demoCommand(options, backend);
     });
 
   return program;

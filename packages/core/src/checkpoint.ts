@@ -15,6 +15,8 @@ export interface CheckpointContents {
   /** sha256 of the file's bytes: adapters record it to refuse the wrong backbone. */
   sha256: string;
   bytes: number;
+  /** safetensors __metadata__ (empty for npz). */
+  metadata: Record<string, string>;
 }
 
 export interface LoadedVit {
@@ -41,14 +43,21 @@ export function readCheckpoint(file: string): CheckpointContents {
       }
       tensors.set(name, { shape: array.shape, data: array.data instanceof Float32Array ? array.data : Float32Array.from(array.data) });
     }
-    return { file, format: 'npz', tensors, sha256, bytes: bytes.length };
+    return { file, format: 'npz', tensors, sha256, bytes: bytes.length, metadata: {} };
   }
-  return { file, format: 'safetensors', tensors: parseSafetensors(bytes, file).tensors, sha256, bytes: bytes.length };
+  const parsed = parseSafetensors(bytes, file);
+  return { file, format: 'safetensors', tensors: parsed.tensors, sha256, bytes: bytes.length, metadata: parsed.metadata };
+}
+
+/** Head count recorded in a safetensors' metadata (our own and some exported files have it). */
+function recordedHeads(contents: CheckpointContents): number | undefined {
+  const heads = Number(contents.metadata.num_heads);
+  return Number.isInteger(heads) && heads > 0 ? heads : undefined;
 }
 
 export function inspectCheckpoint(file: string, options: VitLoadOptions = {}): ArchitectureInfo & { sha256: string; bytes: number; tensorCount: number; parameterCount: number } {
   const contents = readCheckpoint(file);
-  const info = inferArchitecture(contents.tensors, file, contents.format, options);
+  const info = inferArchitecture(contents.tensors, file, contents.format, { heads: recordedHeads(contents), ...stripUndefined(options) });
   let parameterCount = 0;
   for (const t of contents.tensors.values()) parameterCount += t.data.length;
   return { ...info, sha256: contents.sha256, bytes: contents.bytes, tensorCount: contents.tensors.size, parameterCount };
@@ -57,7 +66,12 @@ export function inspectCheckpoint(file: string, options: VitLoadOptions = {}): A
 /** Loads a ViT from a checkpoint file; architecture from tensor shapes, heads from options (default dim/64). */
 export function loadVit(file: string, options: VitLoadOptions = {}): LoadedVit {
   const contents = readCheckpoint(file);
-  const info = inferArchitecture(contents.tensors, file, contents.format, options);
-  const model = vitFromTensors(contents.tensors, file, contents.format, options);
+  const resolved = { heads: recordedHeads(contents), ...stripUndefined(options) };
+  const info = inferArchitecture(contents.tensors, file, contents.format, resolved);
+  const model = vitFromTensors(contents.tensors, file, contents.format, resolved);
   return { model, info, file, sha256: contents.sha256, name: basename(file) };
+}
+
+function stripUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

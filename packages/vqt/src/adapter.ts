@@ -11,6 +11,8 @@ export interface VqtAdapterOptions {
   queries: number;
   featureNorm: FeatureNorm;
   dropout: number;
+  /** After group-lasso selection: the kept head-input features (head.weight is then [classes, kept]). */
+  keptIndices?: number[];
 }
 
 /** The frozen backbone an adapter belongs to (core's LoadedVit has these fields). */
@@ -33,7 +35,7 @@ export interface SaveVqtAdapterExtras {
  */
 export function saveVqtAdapter(dir: string, model: VqtModel, backbone: BackboneRef, extras: SaveVqtAdapterExtras = {}): void {
   const { queries, featureNorm, dropout } = model.config;
-  const options: VqtAdapterOptions = { queries, featureNorm, dropout };
+  const options: VqtAdapterOptions = { queries, featureNorm, dropout, ...(model.keptIndices ? { keptIndices: Array.from(model.keptIndices) } : {}) };
   const config: AdapterConfig = {
     method: VQT_METHOD,
     formatVersion: 1,
@@ -80,13 +82,25 @@ export function loadVqtAdapter(dir: string, vit: VisionTransformer, options: Loa
   }
   try {
     const queries = expectTensor(tensors, weightsFile, 'vqt.queries', [depth, model.hook.numQueries, dim]);
-    const weight = expectTensor(tensors, weightsFile, 'head.weight', [model.numClasses, model.featureDim]);
+    const kept = opts.keptIndices ? Int32Array.from(opts.keptIndices) : undefined;
+    const weight = expectTensor(tensors, weightsFile, 'head.weight', [model.numClasses, kept?.length ?? model.featureDim]);
     const bias = expectTensor(tensors, weightsFile, 'head.bias', [model.numClasses]);
     model.hook.setQueries(queries);
-    tf.tidy(() => {
-      model.headWeight.assign(tf.transpose(tf.tensor2d(weight.data, weight.shape as [number, number])));
-      model.headBias.assign(tf.tensor1d(bias.data));
-    });
+    if (kept) {
+      const [w, b] = tf.tidy(() => [tf.transpose(tf.tensor2d(weight.data, weight.shape as [number, number])), tf.tensor1d(bias.data)]);
+      try {
+        model.applySelection(kept, w as tf.Tensor2D, b as tf.Tensor1D);
+      } catch (error) {
+        throw new FileFormatError(configFile, (error as Error).message, 'options.keptIndices');
+      } finally {
+        tf.dispose([w, b]);
+      }
+    } else {
+      tf.tidy(() => {
+        model.headWeight.assign(tf.transpose(tf.tensor2d(weight.data, weight.shape as [number, number])));
+        model.headBias.assign(tf.tensor1d(bias.data));
+      });
+    }
   } catch (error) {
     model.dispose();
     throw error;

@@ -15,3 +15,4 @@ export {
   type VqtAdapterOptions,
 } from './adapter.js';
 export { freshVariableName } from './variables.js';
+export { selectHeadFeatures, type VqtSelectionOptions, type VqtSelectionResult } from './selection.js';

@@ -46,9 +46,12 @@ export class VqtModel implements TrainableModel<VqtBatch> {
   readonly hook: VqtHook;
   readonly numClasses: number;
   readonly featureDim: number;
-  /** [features, classes], input-major as core's linear wants; the adapter file stores it transposed. */
-  readonly headWeight: tf.Variable;
-  readonly headBias: tf.Variable;
+  /** [head inputs, classes], input-major as core's linear wants; the adapter file stores it transposed. */
+  headWeight: tf.Variable;
+  headBias: tf.Variable;
+  /** After group-lasso selection: the kept head-input features (ascending); the queries are then frozen. */
+  keptIndices?: Int32Array;
+  private keptTensor?: tf.Tensor1D;
   private readonly tapeBackbone: boolean;
 
   constructor(
@@ -72,7 +75,35 @@ export class VqtModel implements TrainableModel<VqtBatch> {
   }
 
   trainableVariables(): tf.Variable[] {
+    // Selection freezes the queries (paper sec. 3.2): only the head over kept features trains.
+    if (this.keptIndices) return [this.headWeight, this.headBias];
     return [...this.hook.trainableVariables(), this.headWeight, this.headBias];
+  }
+
+  /** Width of the head's input: featureDim, or the kept count after selection. */
+  get headInputs(): number {
+    return this.keptIndices?.length ?? this.featureDim;
+  }
+
+  /**
+   * Switches the head to a subset of head-input features with a given head (weight [kept, classes]).
+   * Afterwards the queries are frozen and logits read only the kept features.
+   */
+  applySelection(keptIndices: Int32Array, weight: tf.Tensor2D, bias: tf.Tensor1D): void {
+    if (weight.shape[0] !== keptIndices.length || weight.shape[1] !== this.numClasses) {
+      throw new Error(`vqt: selected head must be [${keptIndices.length}, ${this.numClasses}], got [${weight.shape.join(', ')}]`);
+    }
+    for (let i = 0; i < keptIndices.length; i++) {
+      const index = keptIndices[i];
+      if (!(index >= 0 && index < this.featureDim) || (i > 0 && index <= keptIndices[i - 1])) {
+        throw new Error(`vqt: kept indices must be ascending and within [0, ${this.featureDim})`);
+      }
+    }
+    tf.dispose([this.headWeight, this.headBias, this.keptTensor]);
+    this.keptIndices = Int32Array.from(keptIndices);
+    this.keptTensor = tf.tensor1d(this.keptIndices, 'int32');
+    this.headWeight = namedVariable(tf.clone(weight), 'vqt.head.weight');
+    this.headBias = namedVariable(tf.clone(bias), 'vqt.head.bias');
   }
 
   /** Trained parameters: queries plus head. */
@@ -105,8 +136,17 @@ export class VqtModel implements TrainableModel<VqtBatch> {
     });
   }
 
+  /** What the head reads: the features, or their kept columns after selection. */
+  headInput(batch: VqtBatch, step: StepInfo = { training: false, seed: 0 }): tf.Tensor2D {
+    return tf.tidy(() => {
+      const features = this.features(batch, step);
+      // A forward-only gather: the queries are frozen after selection, so no gradient flows through it.
+      return this.keptTensor ? (tf.gather(features, this.keptTensor, 1) as tf.Tensor2D) : features;
+    });
+  }
+
   logits(batch: VqtBatch, step: StepInfo): tf.Tensor2D {
-    return tf.tidy(() => linear(this.features(batch, step), this.headWeight as tf.Tensor2D, this.headBias as tf.Tensor1D));
+    return tf.tidy(() => linear(this.headInput(batch, step), this.headWeight as tf.Tensor2D, this.headBias as tf.Tensor1D));
   }
 
   /**
@@ -129,6 +169,6 @@ export class VqtModel implements TrainableModel<VqtBatch> {
 
   dispose(): void {
     this.hook.dispose();
-    tf.dispose([this.headWeight, this.headBias]);
+    tf.dispose([this.headWeight, this.headBias, this.keptTensor]);
   }
 }

@@ -10,6 +10,9 @@ export function freshVariableName(base: string): string {
   for (let i = 1; ; i++) if (!(`${base}#${i}` in taken)) return `${base}#${i}`;
 }
 
+/** A trainable variable from a fresh tensor; the tensor itself is released (the variable shares its data). */
 export function namedVariable(initial: tf.Tensor, name: string): tf.Variable {
-  return tf.variable(initial, true, freshVariableName(name));
+  const variable = tf.variable(initial, true, freshVariableName(name));
+  initial.dispose();
+  return variable;
 }

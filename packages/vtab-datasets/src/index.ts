@@ -53,3 +53,4 @@ export {
 export { defaultSuiteDir, ensureMiniSuite, type EnsureMiniSuiteOptions } from './suite/cache.js';
 export { MINI_SUITE_COUNTS, STORED_SPLITS, type SplitCounts, type StoredSplit } from './suite/task.js';
 export { runCli } from './cli-run.js';
+export { embeddedBackbone, EMBEDDED_BACKBONE_FILE } from './backbone.js';

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { expectFloat32, loadVit, readNpy, writeNpy, type HostTensor } from '@vqt/core';
 import { UsageError } from '../errors.js';
+import { openAdapter } from './eval.js';
 import { log } from '../runtime.js';
 
 export interface EmbedOptions {
@@ -13,10 +14,7 @@ export interface EmbedOptions {
   batch: number;
 }
 
-/** Features for a batch of images; 'head' needs an adapter and is provided by the method packages. */
-export type HeadFeatureFn = (images: tf.Tensor4D) => tf.Tensor2D;
-
-export async function embedCommand(options: EmbedOptions, headFeatures?: (adapterDir: string, vitFile: string, heads?: number, imageSize?: number) => Promise<{ fn: HeadFeatureFn; dispose(): void }>): Promise<void> {
+export async function embedCommand(options: EmbedOptions): Promise<void> {
   const input = expectFloat32(readNpy(options.input), options.input, 'input', 4, '[B,3,H,W]');
   const [batch, channels, height, width] = input.shape;
   if (channels !== 3 || height !== width) {
@@ -24,10 +22,11 @@ export async function embedCommand(options: EmbedOptions, headFeatures?: (adapte
   }
   let output: HostTensor;
   if (options.features === 'head') {
-    if (!options.adapter || !headFeatures) throw new UsageError('--features head needs --adapter DIR');
-    const head = await headFeatures(options.adapter, options.checkpoint, options.heads, height);
-    output = runBatches(input, options.batch, head.fn);
-    head.dispose();
+    if (!options.adapter) throw new UsageError('--features head needs --adapter DIR');
+    const { backbone, trained } = openAdapter(options.checkpoint, options.adapter, options.heads, height);
+    output = runBatches(input, options.batch, (x) => trained.headFeatures(x));
+    trained.dispose();
+    backbone.model.dispose();
   } else {
     const { model, info } = loadVit(options.checkpoint, { heads: options.heads, imageSize: height });
     if (height % info.config.patchSize !== 0) throw new UsageError(`${options.input}: input: image size ${height} is not a multiple of the patch size ${info.config.patchSize}`);
