@@ -13,7 +13,7 @@ export function buildProgram(): Command {
   const program = new Command('vqt')
     .description('Parameter- and memory-efficient transfer learning of Vision Transformers on TensorFlow.js')
     .addOption(new Option('--backend <name>', 'compute backend: auto, node-gpu, node, wasm, cpu (default: $VQT_BACKEND or auto)'))
-    .addOption(new Option('--threads <n>', 'wasm threads (default: $VQT_THREADS or 1)').argParser(positiveInt))
+    .addOption(new Option('--threads <n>', 'wasm threads (default: $VQT_THREADS, else 2 where the machine has them)').argParser(positiveInt))
     .showHelpAfterError()
     .configureOutput({ outputError: (text, write) => write(text.split('\n')[0] + '\n') });
 

@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import '@tensorflow/tfjs-backend-wasm';
+import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
+import { availableParallelism } from 'node:os';
+import { enableWasmThreads } from './backend-wasm-threads.js';
 
 /** Where the math runs, best first. The node bindings are optional: never a hard dependency. */
 export type BackendKind = 'tfjs-node-gpu' | 'tfjs-node' | 'wasm' | 'cpu';
@@ -17,7 +19,11 @@ export interface BackendInfo {
 export interface BackendOptions {
   /** Force one backend; defaults to $VQT_BACKEND, else the first that works. */
   backend?: BackendKind | 'auto';
-  /** Threads for wasm; defaults to $VQT_THREADS, else what the machine allows. */
+  /**
+   * Threads for wasm; defaults to $VQT_THREADS, else min(2, available CPUs). More than 1 starts
+   * tfjs's threaded SIMD build (see backend-wasm-threads.ts) and falls back to 1 thread, noting why
+   * in `skipped`, if it cannot. The pool's workers do not keep Node alive.
+   */
   threads?: number;
 }
 
@@ -53,6 +59,7 @@ export function currentBackend(): BackendInfo | undefined {
  */
 export async function initBackend(options: BackendOptions = {}): Promise<BackendInfo> {
   const requested = options.backend ?? (process.env.VQT_BACKEND ? parseBackendName(process.env.VQT_BACKEND) : 'auto');
+  requestedThreads(options); // a bad thread count is an error, not a reason to skip wasm
   if (active && (requested === 'auto' || requested === active.kind)) return active;
   const candidates = requested === 'auto' ? ORDER : [requested];
   const skipped: string[] = [];
@@ -85,11 +92,15 @@ async function tryBackend(kind: BackendKind, options: BackendOptions, skipped: s
   }
   if (kind === 'wasm') {
     const threads = requestedThreads(options);
-    if (threads > 1) skipped.push(`wasm threads: ${threads} requested, running 1 (multi-threaded wasm is not enabled under Node)`);
+    if (threads > 1) {
+      const result = await enableWasmThreads(threads);
+      if (result.reason) skipped.push(`wasm threads: ${result.reason}`);
+    }
+    // Threaded: already active (setBackend is a no-op); otherwise tfjs's own single-threaded build.
     if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend did not start');
     await tf.ready();
     const simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
-    return { kind, tfBackend: 'wasm', threads: 1, simd, skipped };
+    return { kind, tfBackend: 'wasm', threads: getThreadsCount(), simd, skipped };
   }
   if (!(await tf.setBackend('cpu'))) throw new Error('the cpu backend did not start');
   await tf.ready();
@@ -97,9 +108,15 @@ async function tryBackend(kind: BackendKind, options: BackendOptions, skipped: s
 }
 
 function requestedThreads(options: BackendOptions): number {
-  const fromEnv = process.env.VQT_THREADS ? Number(process.env.VQT_THREADS) : undefined;
-  const threads = options.threads ?? fromEnv ?? 1;
-  if (!Number.isInteger(threads) || threads < 1) throw new Error(`threads must be a positive integer (got ${threads})`);
+  if (options.threads !== undefined) return checkThreads(options.threads, String(options.threads), 'threads');
+  const fromEnv = process.env.VQT_THREADS?.trim();
+  if (fromEnv) return checkThreads(Number(fromEnv), JSON.stringify(fromEnv), 'VQT_THREADS');
+  // 2 threads gave ~2x on large matmuls (ENGINE.md); more is untested here, so not a default.
+  return Math.max(1, Math.min(2, availableParallelism()));
+}
+
+function checkThreads(threads: number, shown: string, name: string): number {
+  if (!Number.isInteger(threads) || threads < 1) throw new Error(`${name} must be a positive integer (got ${shown})`);
   return threads;
 }
 
