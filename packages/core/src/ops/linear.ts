@@ -22,10 +22,21 @@ function frozenLinear(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tenso
     const y = tf.matMul(input as tf.Tensor2D, w);
     return {
       value: b ? tf.add(y, b) : y,
-      gradFunc: (dy) => tf.matMul(dy as tf.Tensor2D, tf.transpose(w)),
+      gradFunc: (dy) => inputGradient(dy as tf.Tensor2D, w),
     };
   });
   return op(x) as tf.Tensor2D;
+}
+
+/**
+ * dx = dy W^T without matMul's transpose flags. Intermediates live until the backward pass ends,
+ * so transpose whichever is smaller: the weight, or the few rows of side queries flowing back.
+ */
+function inputGradient(dy: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
+  const [inputs, outputs] = w.shape;
+  const rows = dy.shape[0];
+  if (rows * (inputs + outputs) < inputs * outputs) return tf.transpose(tf.matMul(w, tf.transpose(dy))) as tf.Tensor2D;
+  return tf.matMul(dy, tf.transpose(w));
 }
 
 function trainableLinear(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tensor2D {
@@ -38,7 +49,7 @@ function trainableLinear(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Te
         const [savedInput, savedWeight] = saved as [tf.Tensor2D, tf.Tensor2D];
         const dy2 = dy as tf.Tensor2D;
         return [
-          tf.matMul(dy2, tf.transpose(savedWeight)),
+          inputGradient(dy2, savedWeight),
           tf.matMul(tf.transpose(savedInput), dy2),
           tf.sum(dy2, 0),
         ];

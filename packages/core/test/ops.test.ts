@@ -1,0 +1,72 @@
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { gelu, initBackend, layerNorm, linear } from '../src/index.js';
+import { maxAbsDiff } from './helpers.js';
+
+beforeAll(async () => {
+  await initBackend({ backend: 'wasm' });
+});
+
+const reference = (x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D) => tf.add(tf.matMul(x, w), b);
+
+describe('linear', () => {
+  for (const rows of [2, 64]) {
+    it(`custom gradients match autodiff of matMul + bias (${rows} rows: ${rows < 10 ? 'transposed-activation' : 'transposed-weight'} form)`, () => {
+      const x = tf.randomNormal([rows, 24], 0, 1, 'float32', 1) as tf.Tensor2D;
+      const frozen = tf.randomNormal([24, 40], 0, 1, 'float32', 2) as tf.Tensor2D;
+      const w = tf.variable(tf.randomNormal([24, 40], 0, 1, 'float32', 3)) as tf.Variable<tf.Rank.R2>;
+      const b = tf.variable(tf.randomNormal([40], 0, 1, 'float32', 4)) as tf.Variable<tf.Rank.R1>;
+      const dy = tf.randomNormal([rows, 40], 0, 1, 'float32', 5);
+      const loss = (f: typeof linear) => (input: tf.Tensor) => tf.sum(tf.mul(f(input as tf.Tensor2D, frozen, b), dy));
+      const [gx] = tf.grads(loss(linear))([x]);
+      const [gxRef] = tf.grads(loss(reference as typeof linear))([x]);
+      expect(maxAbsDiff(gx, gxRef)).toBeLessThan(1e-4);
+      const trainable = tf.variableGrads(() => tf.sum(tf.mul(linear(x, w, b), dy)) as tf.Scalar, [w, b]);
+      const expected = tf.variableGrads(() => tf.sum(tf.mul(reference(x, w, b), dy)) as tf.Scalar, [w, b]);
+      expect(maxAbsDiff(trainable.grads[w.name], expected.grads[w.name])).toBeLessThan(1e-4);
+      expect(maxAbsDiff(trainable.grads[b.name], expected.grads[b.name])).toBeLessThan(1e-4);
+      tf.dispose([x, frozen, w, b, dy, gx, gxRef, trainable.value, expected.value, ...Object.values(trainable.grads), ...Object.values(expected.grads)]);
+    });
+  }
+});
+
+describe('gelu', () => {
+  it('is the exact erf GELU to 1e-6 and its gradient is Phi(x) + x phi(x)', async () => {
+    const values = Float32Array.from({ length: 2001 }, (_, i) => -10 + i * 0.01);
+    const x = tf.tensor1d(values);
+    const got = gelu(x).dataSync();
+    const grad = tf.grad((t: tf.Tensor) => tf.sum(gelu(t)))(x).dataSync();
+    // An independent float64 erf: Simpson's rule on its integral (the implementation uses A&S 7.1.26).
+    const erf = (z: number) => {
+      const steps = 2000;
+      const h = z / steps;
+      let sum = 0;
+      for (let i = 0; i <= steps; i++) sum += (i === 0 || i === steps ? 1 : i % 2 ? 4 : 2) * Math.exp(-((i * h) ** 2));
+      return ((2 / Math.sqrt(Math.PI)) * h * sum) / 3;
+    };
+    let worst = 0;
+    let worstGrad = 0;
+    values.forEach((v, i) => {
+      const cdf = 0.5 * (1 + erf(v / Math.SQRT2));
+      worst = Math.max(worst, Math.abs(got[i] - v * cdf));
+      const dgelu = cdf + (v * Math.exp(-(v * v) / 2)) / Math.sqrt(2 * Math.PI);
+      worstGrad = Math.max(worstGrad, Math.abs(grad[i] - dgelu));
+    });
+    expect(worst).toBeLessThan(1e-6);
+    expect(worstGrad).toBeLessThan(1e-6);
+    x.dispose();
+  });
+});
+
+describe('layerNorm', () => {
+  it('normalises over the last axis with a biased variance, like torch', () => {
+    tf.tidy(() => {
+      const x = tf.tensor2d([[1, 2, 3, 4], [2, 2, 2, 10]]);
+      const out = layerNorm(x, { weight: tf.ones([4]) as tf.Tensor1D, bias: tf.zeros([4]) as tf.Tensor1D });
+      const row = [1, 2, 3, 4];
+      const mean = 2.5;
+      const variance = row.reduce((s, v) => s + (v - mean) ** 2, 0) / 4;
+      expect(out.dataSync()[0]).toBeCloseTo((1 - mean) / Math.sqrt(variance + 1e-6), 5);
+    });
+  });
+});
