@@ -1,6 +1,6 @@
-import { loadVit, runVtabProtocol, type HyperParameters, type OptimizerName } from '@vqt/core';
+import { loadVit, readSafetensors, runVtabProtocol, type HyperParameters, type OptimizerName } from '@vqt/core';
 import type { Normalization } from '@vqt/vtab-datasets';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { openTaskSplit, parseSplit } from '../data.js';
 import { createMethod, type MethodOptions, type TrainedMethod } from '../methods/index.js';
@@ -69,6 +69,11 @@ export async function trainCommand(options: TrainCommandOptions): Promise<TrainO
     },
   };
   mkdirSync(options.out, { recursive: true });
+  const stateFile = join(options.out, 'trainer_state.safetensors');
+  if (options.resume && !options.protocol && existsSync(stateFile)) {
+    const progress = JSON.parse(readSafetensors(stateFile).metadata.trainer ?? '{}') as { epochsDone?: number };
+    log(`resuming from ${stateFile} after epoch ${progress.epochsDone ?? '?'}`);
+  }
   const trainSplit = await open(options.split);
   log(`task ${trainSplit.task ?? options.data}: ${trainSplit.size} images in ${trainSplit.split}, ${trainSplit.numClasses} classes, image size ${imageSize}`);
 
