@@ -13,7 +13,7 @@ export interface CliRun {
 export function vqt(args: string[], env: Record<string, string> = {}): CliRun {
   const result = spawnSync(process.execPath, [CLI, ...args], {
     encoding: 'utf8',
-    env: { ...process.env, VQT_BACKEND: 'wasm', ...env },
+    env: { ...process.env, VQT_BACKEND: 'wasm', VQT_THREADS: '1', ...env },
     timeout: 300_000,
   });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };

@@ -80,7 +80,7 @@ describe('vqt train / eval', () => {
     expect(vqt([...args, '--out', unbroken]).status).toBe(0);
 
     const killed = join(root, 'killed');
-    const child = spawn(process.execPath, [CLI, ...args, '--out', killed], { env: { ...process.env, VQT_BACKEND: 'wasm' }, stdio: 'ignore' });
+    const child = spawn(process.execPath, [CLI, ...args, '--out', killed], { env: { ...process.env, VQT_BACKEND: 'wasm', VQT_THREADS: '1' }, stdio: 'ignore' });
     const signal = await new Promise<NodeJS.Signals | null>((resolve) => {
       const poll = setInterval(() => {
         if (existsSync(join(killed, 'trainer_state.safetensors'))) {
@@ -111,7 +111,7 @@ describe('vqt train / eval', () => {
     expect(errorLines(run)[0]).toMatch(/adapter_config\.json: trained on backbone model\.safetensors \(sha256 .*\), but .* has sha256/);
 
     const broken = join(root, 'broken');
-    const brokenTask = join(root, 'suite-copy');
+    const brokenTask = join(root, 'broken-suite', 'dsprites_loc');
     rmSync(brokenTask, { recursive: true, force: true });
     // A copy of the task whose train list has one malformed line.
     const list = readFileSync(join(task, 'train800val200.txt'), 'utf8').split('\n');
