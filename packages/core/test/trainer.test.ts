@@ -73,6 +73,24 @@ describe('trainModel', () => {
     }
   });
 
+  it('profiles the first step once: peak bytes cover the weights, a batch and the gradients', async () => {
+    const head = new LinearHead(16, 3);
+    const profiles: { peakBytes: number; startBytes: number }[] = [];
+    const profiled = await trainModel(new LinearProbe(head), blobs(120, 4), options({ epochs: 2, batchSize: 40, onFirstStepProfile: (p) => profiles.push(p) }));
+    expect(profiles).toHaveLength(1);
+    const weightBytes = (16 * 3 + 3) * 4;
+    expect(profiles[0].startBytes).toBeGreaterThanOrEqual(weightBytes);
+    // The batch [40, 16] exists before the step; during it at least the logits [40, 3] and the weight's gradient are added.
+    expect(profiles[0].startBytes).toBeGreaterThanOrEqual(weightBytes + 40 * 16 * 4);
+    expect(profiles[0].peakBytes).toBeGreaterThanOrEqual(profiles[0].startBytes + 40 * 3 * 4 + 16 * 3 * 4);
+    // Profiling does not change the result.
+    const plain = new LinearHead(16, 3);
+    const unprofiled = await trainModel(new LinearProbe(plain), blobs(120, 4), options({ epochs: 2, batchSize: 40 }));
+    expect(profiled.history.map((h) => h.loss)).toEqual(unprofiled.history.map((h) => h.loss));
+    head.dispose();
+    plain.dispose();
+  });
+
   it('applies coupled L2 decay: with zero gradient signal the weights shrink', async () => {
     const head = new LinearHead(16, 3);
     head.weight.assign(tf.ones([16, 3]));

@@ -1,4 +1,3 @@
-import * as tf from '@tensorflow/tfjs';
 import { loadVit, type BackendInfo } from '@vqt/core';
 import { embeddedBackbone, ensureMiniSuite, MINI_SUITE_TASK_NAMES } from '@vqt/vtab-datasets';
 import { join } from 'node:path';
@@ -53,16 +52,16 @@ export async function demoCommand(options: DemoOptions, backend: BackendInfo): P
       train: { epochs: options.epochs, batchSize: options.batch, optimizer: 'adam', warmupEpochs: Math.min(5, Math.floor(options.epochs / 10)), seed: options.seed, progress: 'none' },
     };
     const started = performance.now();
-    let fitted: Awaited<ReturnType<typeof method.fit>> | undefined;
-    const profile = await tf.profile(async () => {
-      fitted = await method.fit(context, { lr: options.lr, weightDecay: 1e-4 }, train);
-      return [];
-    });
-    const { top1 } = await fitted!.evaluate(test, options.batch);
+    let peakBytes = Number.NaN;
+    context.train.onFirstStepProfile = (profile) => {
+      peakBytes = profile.peakBytes;
+    };
+    const fitted = await method.fit(context, { lr: options.lr, weightDecay: 1e-4 }, train);
+    const { top1 } = await fitted.evaluate(test, options.batch);
     const seconds = (performance.now() - started) / 1000;
-    rows.push({ method: name, top1, trainable: fitted!.trainableParameters(), peakTensorMiB: profile.peakBytes / 2 ** 20, seconds });
+    rows.push({ method: name, top1, trainable: fitted.trainableParameters(), peakTensorMiB: peakBytes / 2 ** 20, seconds });
     log(`${name}: test top-1 ${(100 * top1).toFixed(2)}% (${seconds.toFixed(0)} s)`);
-    fitted!.dispose();
+    fitted.dispose();
     await method.close?.();
   }
   const frozen = backbone.model.parameterCount();
@@ -70,7 +69,7 @@ export async function demoCommand(options: DemoOptions, backend: BackendInfo): P
   const lines = [
     '',
     `VQT demo on ${options.task} (${backend.kind}${backend.kind === 'wasm' ? `, ${backend.threads} thread${backend.threads === 1 ? '' : 's'}` : ''})`,
-    'method   test top-1   trainable params   peak tensor memory (training)',
+    'method   test top-1   trainable params   peak tensor memory of a training step',
     ...rows.map((r) => `${r.method.padEnd(8)} ${(100 * r.top1).toFixed(2).padStart(9)}%   ${r.trainable.toLocaleString('en-US').padStart(16)}   ${r.peakTensorMiB.toFixed(1).padStart(8)} MiB`),
     '',
     `VQT: ${trainableSummary(rows[0].trainable, frozen)}`,

@@ -51,17 +51,30 @@ export async function trainModel<B extends LabeledBatch>(model: TrainableModel<B
       for await (const batch of data.batches(options.batchSize, { shuffle: options.shuffle ?? true, seed: options.seed, epoch })) {
         const seed = mixSeed(options.seed, epoch, step);
         let correct: tf.Scalar | undefined;
-        const { value, grads } = tf.variableGrads(() => {
-          const out = lossAndCorrect(model.logits(batch, { training: true, seed }), batch.labels);
-          correct = tf.keep(out.correct);
-          return out.loss;
-        }, variables);
-        applyGradients(optimizer, variables, grads, options.weightDecay, noDecay);
-        const batchLoss = (await value.data())[0];
+        let value: tf.Scalar | undefined;
+        const runStep = () => {
+          const out = tf.variableGrads(() => {
+            const { loss, correct: right } = lossAndCorrect(model.logits(batch, { training: true, seed }), batch.labels);
+            correct = tf.keep(right);
+            return loss;
+          }, variables);
+          applyGradients(optimizer, variables, out.grads, options.weightDecay, noDecay);
+          tf.dispose(Object.values(out.grads));
+          value = out.value;
+        };
+        if (options.onFirstStepProfile && epoch === startEpoch && step === 0) {
+          const startBytes = tf.memory().numBytes;
+          const profile = await tf.profile(() => {
+            runStep();
+            return [];
+          });
+          options.onFirstStepProfile({ peakBytes: Math.max(profile.peakBytes, startBytes), startBytes });
+        } else runStep();
+        const batchLoss = (await value!.data())[0];
         lossSum += batchLoss * batch.labels.length;
         correctSum += (await correct!.data())[0];
         seen += batch.labels.length;
-        tf.dispose([value, correct!, ...Object.values(grads)]);
+        tf.dispose([value!, correct!]);
         tf.dispose(batch as unknown as tf.TensorContainer);
         step++;
         progress.step(step, batchLoss);

@@ -44,8 +44,21 @@ export interface TrainOptions {
   stopAfterEpochs?: number;
   /** Per-epoch callback (evaluation, logging). */
   onEpochEnd?: (log: EpochLog) => void | Promise<void>;
+  /**
+   * Called once with tf.profile's figures for the run's first training step (forward, backward and
+   * update): peak tensor bytes alive at any kernel boundary. Profiling only one step keeps its kernel
+   * log small; later steps allocate the same shapes.
+   */
+  onFirstStepProfile?: (profile: StepProfile) => void;
   /** Progress output: a bar on a TTY, plain lines otherwise, or nothing. Default 'auto'. */
   progress?: 'auto' | 'bar' | 'lines' | 'none';
+}
+
+export interface StepProfile {
+  /** Most tensor bytes alive at once during the step, frozen weights included. */
+  peakBytes: number;
+  /** Tensor bytes alive before the step began. */
+  startBytes: number;
 }
 
 export interface EpochLog {
