@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { availableParallelism } from 'node:os';
+import { shareWasmIdentityBuffers } from './backend-wasm-identity.js';
 import { enableWasmThreads } from './backend-wasm-threads.js';
 
 /** Where the math runs, best first. The node bindings are optional: never a hard dependency. */
@@ -99,6 +100,7 @@ async function tryBackend(kind: BackendKind, options: BackendOptions, skipped: s
     // Threaded: already active (setBackend is a no-op); otherwise tfjs's own single-threaded build.
     if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend did not start');
     await tf.ready();
+    shareWasmIdentityBuffers();
     const simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
     return { kind, tfBackend: 'wasm', threads: getThreadsCount(), simd, skipped };
   }
