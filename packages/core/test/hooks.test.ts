@@ -125,6 +125,38 @@ describe('Hook interface', () => {
     tf.dispose(queries);
   });
 
+  for (const perImage of [false, true]) {
+    it(`side queries: gradients from LN1 equal the explicit formulation's (${perImage ? 'per-image' : 'shared'} queries)`, () => {
+      const queries = variables(TINY.depth, [2, TINY.dim], 40, 0.06);
+      const B = x.shape[0];
+      // Per-image queries, as query dropout makes them: a different scale per image.
+      const scales = tf.reshape(tf.linspace(0.5, 1.5, B), [B, 1, 1]);
+      const hook: Hook = {
+        name: 'queries',
+        trainableVariables: () => queries,
+        sideQueries: (ctx) => (perImage ? (tf.mul(queries[ctx.block], scales) as tf.Tensor3D) : (queries[ctx.block] as tf.Tensor2D)),
+        sideQueryOutput: (out, ctx) => ctx.keep(out),
+      };
+      const weight = tf.randomNormal([B, 2, TINY.dim], 0, 1, 'float32', 41);
+      const gradsOf = (mode: 'auto' | 'explicit') => {
+        const outputs: tf.Tensor3D[] = [];
+        hook.sideQueryOutput = (out, ctx) => {
+          outputs[ctx.block] = ctx.keep(out);
+        };
+        const { value, grads } = tf.variableGrads(() => {
+          vit.forward(x, { hooks: [hook], sideQueryMode: mode }).cls.dispose();
+          return tf.addN(outputs.map((o) => tf.sum(tf.mul(o, weight)))) as tf.Scalar;
+        }, queries);
+        tf.dispose([value, ...outputs]);
+        return queries.map((q) => grads[q.name]);
+      };
+      const fromLn1 = gradsOf('auto');
+      const explicit = gradsOf('explicit');
+      for (let m = 0; m < TINY.depth; m++) expect(maxAbsDiff(fromLn1[m], explicit[m])).toBeLessThan(1e-5);
+      tf.dispose([...queries, scales, weight, ...fromLn1, ...explicit]);
+    });
+  }
+
   it('side queries equal extra tokens that nothing attends to (masked attention by hand)', () => {
     const queries = variables(TINY.depth, [2, TINY.dim], 30, 0.06);
     const hook = queryHook(queries);

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { gelu, initBackend, layerNorm, linear } from '../src/index.js';
+import { attendToFrozen, gelu, initBackend, layerNorm, linear } from '../src/index.js';
 import { maxAbsDiff } from './helpers.js';
 
 beforeAll(async () => {
@@ -69,4 +69,25 @@ describe('layerNorm', () => {
       expect(out.dataSync()[0]).toBeCloseTo((1 - mean) / Math.sqrt(variance + 1e-6), 5);
     });
   });
+});
+
+describe('attendToFrozen', () => {
+  const context = () => tf.randomNormal([3, 7, 8], 0, 1, 'float32', 11) as tf.Tensor3D;
+  const plain = (q: tf.Tensor, c: tf.Tensor3D) => {
+    const perImage = q.rank === 3 ? q : tf.tile(tf.expandDims(q, 0), [c.shape[0], 1, 1]);
+    return tf.matMul(tf.softmax(tf.matMul(perImage as tf.Tensor3D, c, false, true)), c);
+  };
+  for (const shape of [[5, 8], [3, 5, 8]] as const) {
+    it(`matches softmax(Q C^T) C and its autodiff gradient (queries ${JSON.stringify(shape)})`, () => {
+      const c = context();
+      const q = tf.randomNormal([...shape], 0, 1, 'float32', 12) as tf.Tensor2D | tf.Tensor3D;
+      const dy = tf.randomNormal([3, 5, 8], 0, 1, 'float32', 13);
+      expect(maxAbsDiff(attendToFrozen(q, c), plain(q, c))).toBeLessThan(1e-5);
+      const [g] = tf.grads((x: tf.Tensor) => tf.sum(tf.mul(attendToFrozen(x as tf.Tensor3D, c), dy)))([q]);
+      const [gRef] = tf.grads((x: tf.Tensor) => tf.sum(tf.mul(plain(x, c), dy)))([q]);
+      expect(g.shape).toEqual([...shape]);
+      expect(maxAbsDiff(g, gRef)).toBeLessThan(1e-5);
+      tf.dispose([c, q, dy, g, gRef]);
+    });
+  }
 });

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Hook, HookContext, LinearName, TapPoint } from '../hooks.js';
+import { attendToFrozen } from '../ops/attend-frozen.js';
 import { gelu } from '../ops/gelu.js';
 import { layerNorm } from '../ops/layer-norm.js';
 import { linear } from '../ops/linear.js';
@@ -171,22 +172,16 @@ export class VitBlock {
 
   /** Attention context [B*T, D] for side queries from LN1(x), per the identity above. */
   private sideAttentionFromLn1(ln1: tf.Tensor3D, q: tf.Tensor2D, perImage: boolean, count: number): tf.Tensor2D {
-    const [batch, length, dim] = ln1.shape;
+    const [batch, , dim] = ln1.shape;
     const H = this.heads;
     const rows = q.shape[0];
     // Row (r, h) of qk holds q[r, head h] Wk_h^T: one matMul over rows masked to one head each.
     const masked = tf.mul(tf.reshape(q, [rows, 1, dim]), this.headMask);
     const scaled = tf.mul(tf.reshape(masked, [rows * H, dim]), 1 / Math.sqrt(this.headDim)) as tf.Tensor2D;
-    const qk = tf.matMul(scaled, this.keyProjectionT);
-    let scores: tf.Tensor3D;
-    if (perImage) {
-      scores = tf.matMul(tf.reshape(qk, [batch, count * H, dim]), tf.transpose(ln1, [0, 2, 1]));
-    } else {
-      const flat = tf.matMul(tf.reshape(ln1, [batch * length, dim]), tf.transpose(qk));
-      scores = tf.transpose(tf.reshape(flat, [batch, length, count * H]), [0, 2, 1]);
-    }
-    const mixed = tf.matMul(tf.softmax(scores), ln1); // [B, T*H, D]
-    const values = tf.matMul(tf.reshape(mixed, [batch * count * H, dim]), this.params.v.weight);
+    // linear(): the D x D products get gradients without matMul's slow transpose flags.
+    const qk = linear(scaled, this.keyProjectionT);
+    const mixed = attendToFrozen(perImage ? (tf.reshape(qk, [batch, count * H, dim]) as tf.Tensor3D) : qk, ln1); // [B, T*H, D]
+    const values = linear(tf.reshape(mixed, [batch * count * H, dim]) as tf.Tensor2D, this.params.v.weight);
     const ownHead = tf.sum(tf.mul(tf.reshape(values, [batch * count, H, dim]), this.headMask), 1);
     return tf.add(ownHead, this.params.v.bias) as tf.Tensor2D;
   }
