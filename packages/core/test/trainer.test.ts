@@ -13,6 +13,7 @@ import {
   seededRandom,
   trainModel,
   warmupCosineLr,
+  type StepProfile,
   type TrainOptions,
 } from '../src/index.js';
 
@@ -75,7 +76,7 @@ describe('trainModel', () => {
 
   it('profiles the first step once: peak bytes cover the weights, a batch and the gradients', async () => {
     const head = new LinearHead(16, 3);
-    const profiles: { peakBytes: number; startBytes: number }[] = [];
+    const profiles: StepProfile[] = [];
     const profiled = await trainModel(new LinearProbe(head), blobs(120, 4), options({ epochs: 2, batchSize: 40, onFirstStepProfile: (p) => profiles.push(p) }));
     expect(profiles).toHaveLength(1);
     const weightBytes = (16 * 3 + 3) * 4;
@@ -83,6 +84,9 @@ describe('trainModel', () => {
     // The batch [40, 16] exists before the step; during it at least the logits [40, 3] and the weight's gradient are added.
     expect(profiles[0].startBytes).toBeGreaterThanOrEqual(weightBytes + 40 * 16 * 4);
     expect(profiles[0].peakBytes).toBeGreaterThanOrEqual(profiles[0].startBytes + 40 * 3 * 4 + 16 * 3 * 4);
+    // Counted once per buffer: at least the logits and the weight gradient, at most everything tf.profile saw.
+    expect(profiles[0].newBufferBytes).toBeGreaterThanOrEqual(40 * 3 * 4 + 16 * 3 * 4);
+    expect(profiles[0].newBufferBytes).toBeLessThanOrEqual(profiles[0].peakBytes - profiles[0].startBytes);
     // Profiling does not change the result.
     const plain = new LinearHead(16, 3);
     const unprofiled = await trainModel(new LinearProbe(plain), blobs(120, 4), options({ epochs: 2, batchSize: 40 }));

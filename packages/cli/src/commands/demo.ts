@@ -54,7 +54,7 @@ export async function demoCommand(options: DemoOptions, backend: BackendInfo): P
     const started = performance.now();
     let peakBytes = Number.NaN;
     context.train.onFirstStepProfile = (profile) => {
-      peakBytes = profile.peakBytes;
+      peakBytes = profile.newBufferBytes;
     };
     const fitted = await method.fit(context, { lr: options.lr, weightDecay: 1e-4 }, train);
     const { top1 } = await fitted.evaluate(test, options.batch);
@@ -69,7 +69,7 @@ export async function demoCommand(options: DemoOptions, backend: BackendInfo): P
   const lines = [
     '',
     `VQT demo on ${options.task} (${backend.kind}${backend.kind === 'wasm' ? `, ${backend.threads} thread${backend.threads === 1 ? '' : 's'}` : ''})`,
-    'method   test top-1   trainable params   peak tensor memory of a training step',
+    'method   test top-1   trainable params   training-step memory (peak, beyond weights and batch)',
     ...rows.map((r) => `${r.method.padEnd(8)} ${(100 * r.top1).toFixed(2).padStart(9)}%   ${r.trainable.toLocaleString('en-US').padStart(16)}   ${r.peakTensorMiB.toFixed(1).padStart(8)} MiB`),
     '',
     `VQT: ${trainableSummary(rows[0].trainable, frozen)}`,

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { peakNewBufferBytes } from '../memory.js';
 import { applyGradients, createOptimizer, setLearningRate } from './optimizer.js';
 import { createProgress } from './progress.js';
 import { mixSeed } from './rng.js';
@@ -64,11 +65,15 @@ export async function trainModel<B extends LabeledBatch>(model: TrainableModel<B
         };
         if (options.onFirstStepProfile && epoch === startEpoch && step === 0) {
           const startBytes = tf.memory().numBytes;
-          const profile = await tf.profile(() => {
-            runStep();
-            return [];
+          let peakBytes = startBytes;
+          const newBufferBytes = await peakNewBufferBytes(async () => {
+            const profile = await tf.profile(() => {
+              runStep();
+              return [];
+            });
+            peakBytes = Math.max(peakBytes, profile.peakBytes);
           });
-          options.onFirstStepProfile({ peakBytes: Math.max(profile.peakBytes, startBytes), startBytes });
+          options.onFirstStepProfile({ peakBytes, startBytes, newBufferBytes });
         } else runStep();
         const batchLoss = (await value!.data())[0];
         lossSum += batchLoss * batch.labels.length;

@@ -45,9 +45,8 @@ export interface TrainOptions {
   /** Per-epoch callback (evaluation, logging). */
   onEpochEnd?: (log: EpochLog) => void | Promise<void>;
   /**
-   * Called once with tf.profile's figures for the run's first training step (forward, backward and
-   * update): peak tensor bytes alive at any kernel boundary. Profiling only one step keeps its kernel
-   * log small; later steps allocate the same shapes.
+   * Called once with the memory figures of the run's first training step (forward, backward and
+   * update). Measuring one step keeps tf.profile's kernel log small; later steps allocate the same shapes.
    */
   onFirstStepProfile?: (profile: StepProfile) => void;
   /** Progress output: a bar on a TTY, plain lines otherwise, or nothing. Default 'auto'. */
@@ -55,9 +54,11 @@ export interface TrainOptions {
 }
 
 export interface StepProfile {
-  /** Most tensor bytes alive at once during the step, frozen weights included. */
+  /** Peak bytes of the buffers the step created, alive at once, each buffer counted once (peakNewBufferBytes). */
+  newBufferBytes: number;
+  /** tf.profile's peakBytes: most tensor bytes alive at once, weights included, shared buffers counted per tensor. */
   peakBytes: number;
-  /** Tensor bytes alive before the step began. */
+  /** tf.memory().numBytes before the step began. */
   startBytes: number;
 }
 

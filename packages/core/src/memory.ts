@@ -1,0 +1,48 @@
+import * as tf from '@tensorflow/tfjs';
+
+/**
+ * Peak bytes of tensor buffers created while `fn` runs and alive at the same time.
+ *
+ * tf.profile's peakBytes sums the sizes of tensors, so a reshape (a new tensor sharing its input's
+ * buffer) counts its bytes twice; matMul alone reshapes both operands. This counts each backend
+ * buffer (dataId) once, from the moment the engine first tracks it until the backend frees it.
+ * Buffers that existed before `fn` (weights, the batch) are not counted. It wraps two methods of
+ * tfjs's engine for the duration of `fn`; do not nest calls.
+ */
+export async function peakNewBufferBytes(fn: () => void | Promise<void>): Promise<number> {
+  interface EngineInternals {
+    state: { tensorInfo: WeakMap<object, unknown> };
+    trackTensor(t: tf.Tensor, backend: unknown): void;
+    removeDataId(dataId: object, backend: unknown): void;
+  }
+  const engine = tf.engine() as unknown as EngineInternals;
+  const track = engine.trackTensor;
+  const remove = engine.removeDataId;
+  const sizes = new Map<object, number>();
+  let live = 0;
+  let peak = 0;
+  engine.trackTensor = function (this: EngineInternals, t, backend) {
+    if (!this.state.tensorInfo.has(t.dataId) && t.dtype !== 'string' && t.dtype !== 'complex64') {
+      const bytes = t.size * (t.dtype === 'float32' || t.dtype === 'int32' ? 4 : 1);
+      sizes.set(t.dataId, bytes);
+      live += bytes;
+      peak = Math.max(peak, live);
+    }
+    track.call(this, t, backend);
+  };
+  engine.removeDataId = function (this: EngineInternals, dataId, backend) {
+    const bytes = sizes.get(dataId);
+    remove.call(this, dataId, backend);
+    if (bytes !== undefined && !this.state.tensorInfo.has(dataId)) {
+      live -= bytes;
+      sizes.delete(dataId);
+    }
+  };
+  try {
+    await fn();
+  } finally {
+    engine.trackTensor = track;
+    engine.removeDataId = remove;
+  }
+  return peak;
+}

@@ -1,0 +1,43 @@
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { gelu, initBackend, peakNewBufferBytes } from '../src/index.js';
+
+beforeAll(async () => {
+  await initBackend({ backend: 'wasm' });
+});
+
+describe('memory on wasm', () => {
+  it('tf.clone shares its input buffer (tfjs saves every taped input through it)', () => {
+    const a = tf.tensor1d([1, 2, 3]);
+    const buffers = tf.memory().numDataBuffers;
+    const b = tf.clone(a);
+    expect(tf.memory().numDataBuffers).toBe(buffers);
+    a.dispose();
+    expect(Array.from(b.dataSync())).toEqual([1, 2, 3]);
+    b.dispose();
+  });
+
+  it('peakNewBufferBytes counts each buffer once and only those made inside', async () => {
+    const before = tf.ones([1000]);
+    const peak = await peakNewBufferBytes(() => {
+      tf.tidy(() => {
+        const x = tf.add(before, before); // 4000 bytes
+        const views = [tf.reshape(x, [10, 100]), tf.reshape(x, [100, 10])]; // no new buffers
+        tf.mul(views[0], views[0]); // 4000 bytes
+      });
+      tf.tidy(() => tf.add(before, before)); // the first two were freed: the peak stays 8000
+    });
+    expect(peak).toBe(8000);
+    before.dispose();
+  });
+
+  it('gelu keeps a handful of activation-sized buffers alive, forward and backward', async () => {
+    const x = tf.randomNormal([256, 512], 0, 1, 'float32', 3);
+    const activation = x.size * 4;
+    const forward = await peakNewBufferBytes(() => tf.tidy(() => void gelu(x)));
+    expect(forward).toBeLessThanOrEqual(6 * activation);
+    const backward = await peakNewBufferBytes(() => tf.tidy(() => void tf.grad((input: tf.Tensor) => tf.sum(gelu(input)))(x)));
+    expect(backward).toBeLessThanOrEqual(10 * activation);
+    x.dispose();
+  });
+});
