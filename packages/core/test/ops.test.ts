@@ -77,13 +77,16 @@ describe('attendToFrozen', () => {
     const perImage = q.rank === 3 ? q : tf.tile(tf.expandDims(q, 0), [c.shape[0], 1, 1]);
     return tf.matMul(tf.softmax(tf.matMul(perImage as tf.Tensor3D, c, false, true)), c);
   };
-  for (const shape of [[5, 8], [3, 5, 8]] as const) {
-    it(`matches softmax(Q C^T) C and its autodiff gradient (queries ${JSON.stringify(shape)})`, () => {
+  for (const shape of [[5, 8], [3, 5, 8]] as const) for (const imageByImage of [true, false]) {
+    it(`matches softmax(Q C^T) C and its autodiff gradient (queries ${JSON.stringify(shape)}, ${imageByImage ? 'image by image' : 'batched'})`, () => {
       const c = context();
       const q = tf.randomNormal([...shape], 0, 1, 'float32', 12) as tf.Tensor2D | tf.Tensor3D;
       const dy = tf.randomNormal([3, 5, 8], 0, 1, 'float32', 13);
-      expect(maxAbsDiff(attendToFrozen(q, c), plain(q, c))).toBeLessThan(1e-5);
-      const [g] = tf.grads((x: tf.Tensor) => tf.sum(tf.mul(attendToFrozen(x as tf.Tensor3D, c), dy)))([q]);
+      const before = tf.memory().numTensors;
+      tf.tidy(() => void attendToFrozen(q, c, { imageByImage }));
+      expect(tf.memory().numTensors).toBe(before);
+      expect(maxAbsDiff(attendToFrozen(q, c, { imageByImage }), plain(q, c))).toBeLessThan(1e-5);
+      const [g] = tf.grads((x: tf.Tensor) => tf.sum(tf.mul(attendToFrozen(x as tf.Tensor3D, c, { imageByImage }), dy)))([q]);
       const [gRef] = tf.grads((x: tf.Tensor) => tf.sum(tf.mul(plain(x, c), dy)))([q]);
       expect(g.shape).toEqual([...shape]);
       expect(maxAbsDiff(g, gRef)).toBeLessThan(1e-5);

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { evaluateModel, initBackend, randomVit, trainModel, type VisionTransformer } from '@vqt/core';
+import { evaluateModel, initBackend, peakNewBufferBytes, randomVit, trainModel, type VisionTransformer } from '@vqt/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FeatureCache, ImageArraySource, VqtModel, type VqtBatch } from '../src/index.js';
 import { chunks, hostImages, hostLabels, TINY } from './helpers.js';
@@ -26,14 +26,12 @@ afterAll(async () => {
 const loss = (logits: tf.Tensor2D, y: Int32Array) =>
   tf.neg(tf.mean(tf.sum(tf.mul(tf.oneHot(tf.tensor1d(y, 'int32'), CLASSES), tf.logSoftmax(logits)), 1))) as tf.Scalar;
 
-/** Bytes one gradient step allocates at its peak, beyond what existed before it. */
-async function stepPeakBytes(model: VqtModel, batch: VqtBatch): Promise<number> {
-  const before = tf.memory().numBytes;
-  const profile = await tf.profile(() => {
+/** Bytes one gradient step allocates at its peak, beyond what existed before it (each buffer once). */
+function stepPeakBytes(model: VqtModel, batch: VqtBatch): Promise<number> {
+  return peakNewBufferBytes(() => {
     const { value, grads } = tf.variableGrads(() => loss(model.logits(batch, { training: true, seed: 1 }), batch.labels), model.trainableVariables());
     tf.dispose([value, ...Object.values(grads)]);
   });
-  return profile.peakBytes - before;
 }
 
 async function firstBatch<B>(source: { batches(n: number, o: { shuffle: boolean; seed: number; epoch: number }): AsyncIterable<B> }): Promise<B> {

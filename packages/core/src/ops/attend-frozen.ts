@@ -1,34 +1,45 @@
 import * as tf from '@tensorflow/tfjs';
 import { customOp } from './custom-op.js';
 
+export interface AttendToFrozenOptions {
+  /**
+   * Compute image by image with 2-D matMuls. On wasm a batched matMul runs at ~1 GFLOP/s and a
+   * 2-D one at 10-30 (ENGINE.md; measured 99 ms vs 11.5 ms for [32,197,768] x [32,768,12]), and
+   * tf.split/tf.slice copy the whole input per piece, so images are split through the host instead.
+   * Default: on the wasm backend only.
+   */
+  imageByImage?: boolean;
+}
+
 /**
  * softmax(Q C^T) C over a frozen context C [B, N, D] for queries Q that carry the gradient:
  * Q [R, D] shared by every image, or [B, R, D] per image. Returns [B, R, D].
  *
- * Scores are computed as C Q^T, then a transpose of the small [B, N, R] result, so no [B, D, N] copy
- * of the context is made or kept for the backward pass; the gradient is written beside the forward
- * without matMul's transpose flags (ENGINE.md: ~10x slower on wasm). No gradient flows to C.
+ * Scores are computed as C Q^T, then a transpose of the small [N, R] result, so no [D, N] copy of the
+ * context is made or kept for the backward pass; the gradient is written beside the forward without
+ * matMul's transpose flags (ENGINE.md: ~10x slower on wasm). No gradient flows to C.
  */
-export function attendToFrozen(queries: tf.Tensor2D | tf.Tensor3D, context: tf.Tensor3D): tf.Tensor3D {
+export function attendToFrozen(queries: tf.Tensor2D | tf.Tensor3D, context: tf.Tensor3D, options: AttendToFrozenOptions = {}): tf.Tensor3D {
+  const imageByImage = options.imageByImage ?? tf.getBackend() === 'wasm';
+  const op = imageByImage ? imageByImageOp(queries.rank === 2, context) : batchedOp(queries.rank === 2, context);
+  return op(queries) as tf.Tensor3D;
+}
+
+function batchedOp(shared: boolean, context: tf.Tensor3D) {
   const [batch, length, dim] = context.shape;
-  const shared = queries.rank === 2;
-  const rows = shared ? queries.shape[0] : queries.shape[1];
-  const op = customOp(([q], save) => {
-    let scoresT: tf.Tensor3D; // [B, N, R]
-    if (shared) {
-      const flat = tf.reshape(context, [batch * length, dim]) as tf.Tensor2D;
-      scoresT = tf.reshape(tf.matMul(flat, tf.transpose(q)), [batch, length, rows]);
-    } else {
-      scoresT = tf.matMul(context, tf.transpose(q, [0, 2, 1]) as tf.Tensor3D);
-    }
+  return customOp(([q], save) => {
+    const rows = (shared ? q.shape[0] : q.shape[1]) as number;
+    const scoresT = shared
+      ? (tf.reshape(tf.matMul(tf.reshape(context, [batch * length, dim]) as tf.Tensor2D, tf.transpose(q) as tf.Tensor2D), [batch, length, rows]) as tf.Tensor3D)
+      : tf.matMul(context, tf.transpose(q, [0, 2, 1]) as tf.Tensor3D);
     const weights = tf.softmax(tf.transpose(scoresT, [0, 2, 1])) as tf.Tensor3D; // [B, R, N]
     save([weights, context]);
     return {
       value: tf.matMul(weights, context),
       gradFunc: (dy, saved) => {
         const [w, c] = saved as [tf.Tensor3D, tf.Tensor3D];
-        const dWeights = tf.transpose(tf.matMul(c, tf.transpose(dy, [0, 2, 1]) as tf.Tensor3D), [0, 2, 1]);
-        const dScores = tf.mul(w, tf.sub(dWeights, tf.sum(tf.mul(dWeights, w), -1, true))) as tf.Tensor3D; // [B, R, N]
+        const dWeights = tf.transpose(tf.matMul(c, tf.transpose(dy, [0, 2, 1]) as tf.Tensor3D), [0, 2, 1]) as tf.Tensor3D;
+        const dScores = softmaxBackward(w, dWeights);
         if (!shared) return tf.matMul(dScores, c);
         // Summed over images: [R, B*N] @ [B*N, D], one 2-D matMul.
         const perRow = tf.reshape(tf.transpose(dScores, [1, 0, 2]), [rows, batch * length]) as tf.Tensor2D;
@@ -36,5 +47,51 @@ export function attendToFrozen(queries: tf.Tensor2D | tf.Tensor3D, context: tf.T
       },
     };
   });
-  return op(queries) as tf.Tensor3D;
+}
+
+function imageByImageOp(shared: boolean, context: tf.Tensor3D) {
+  return customOp(([q], save) => {
+    const images = splitThroughHost(context);
+    const perImageQ = shared ? undefined : splitThroughHost(q as tf.Tensor3D);
+    const qT = shared ? tf.transpose(q) : undefined;
+    const weights: tf.Tensor2D[] = [];
+    const mixed: tf.Tensor2D[] = [];
+    images.forEach((c, b) => {
+      const scoresT = tf.matMul(c, qT ?? tf.transpose(perImageQ![b])); // [N, R]
+      const w = tf.softmax(tf.transpose(scoresT)) as tf.Tensor2D; // [R, N]
+      weights.push(w);
+      mixed.push(tf.matMul(w, c));
+    });
+    const stackedWeights = tf.stack(weights) as tf.Tensor3D;
+    save([stackedWeights, context]);
+    const value = tf.stack(mixed);
+    tf.dispose([...images, ...(perImageQ ?? []), ...weights, ...mixed]);
+    return {
+      value,
+      gradFunc: (dy, saved) => {
+        const [w, c] = saved as [tf.Tensor3D, tf.Tensor3D];
+        const cs = splitThroughHost(c);
+        const dys = splitThroughHost(dy as tf.Tensor3D);
+        const dWeights = tf.stack(cs.map((ci, b) => tf.transpose(tf.matMul(ci, tf.transpose(dys[b]))))) as tf.Tensor3D; // [B, R, N]
+        const dScores = splitThroughHost(softmaxBackward(w, dWeights));
+        const perImage = cs.map((ci, b) => tf.matMul(dScores[b], ci)); // [R, D] each
+        const dq = shared ? tf.addN(perImage) : tf.stack(perImage);
+        tf.dispose([...cs, ...dys, dWeights, ...dScores, ...perImage]);
+        return dq;
+      },
+    };
+  });
+}
+
+/** dL/dscores from dL/dweights for weights = softmax(scores) over the last axis. */
+function softmaxBackward(weights: tf.Tensor3D, dWeights: tf.Tensor3D): tf.Tensor3D {
+  return tf.tidy(() => tf.mul(weights, tf.sub(dWeights, tf.sum(tf.mul(dWeights, weights), -1, true)))) as tf.Tensor3D;
+}
+
+/** [B, M, K] -> B tensors [M, K] with one read and B writes, not B full copies of the input. */
+function splitThroughHost(x: tf.Tensor3D): tf.Tensor2D[] {
+  const [batch, m, k] = x.shape;
+  const values = x.dataSync() as Float32Array;
+  const size = m * k;
+  return Array.from({ length: batch }, (_, b) => tf.tensor2d(values.subarray(b * size, (b + 1) * size), [m, k]));
 }
