@@ -1,12 +1,16 @@
 import * as tf from '@tensorflow/tfjs';
 import { customOp } from './custom-op.js';
 
+const IMAGE_BY_IMAGE_MIN_VALUES = 2 ** 17;
+
 export interface AttendToFrozenOptions {
   /**
    * Compute image by image with 2-D matMuls. On wasm a batched matMul runs at ~1 GFLOP/s and a
    * 2-D one at 10-30 (ENGINE.md; measured 99 ms vs 11.5 ms for [32,197,768] x [32,768,12]), and
    * tf.split/tf.slice copy the whole input per piece, so images are split through the host instead.
-   * Default: on the wasm backend only.
+   * That pays only for large images: the loop's per-op overhead dominates below. Default: on wasm
+   * when an image's context has at least 2^17 values (ViT-B/16: 197 x 768; forward and backward of
+   * one block at batch 32, T 1: 235 ms vs 529 ms batched; ViT-Ti/16: 88 ms vs 34 ms).
    */
   imageByImage?: boolean;
 }
@@ -20,7 +24,7 @@ export interface AttendToFrozenOptions {
  * matMul's transpose flags (ENGINE.md: ~10x slower on wasm). No gradient flows to C.
  */
 export function attendToFrozen(queries: tf.Tensor2D | tf.Tensor3D, context: tf.Tensor3D, options: AttendToFrozenOptions = {}): tf.Tensor3D {
-  const imageByImage = options.imageByImage ?? tf.getBackend() === 'wasm';
+  const imageByImage = options.imageByImage ?? (tf.getBackend() === 'wasm' && context.shape[1] * context.shape[2] >= IMAGE_BY_IMAGE_MIN_VALUES);
   const op = imageByImage ? imageByImageOp(queries.rank === 2, context) : batchedOp(queries.rank === 2, context);
   return op(queries) as tf.Tensor3D;
 }
