@@ -1,3 +1,4 @@
+import * as tf from '@tensorflow/tfjs';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,4 +26,12 @@ export function report(name: string, backend: BackendInfo, rows: Record<string, 
 export function flag(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
+}
+
+/** Seeded normal noise as a host array (tf.tidy must not return a typed array: it walks every element). */
+export function randomImages(shape: number[], seed: number): Float32Array {
+  const t = tf.randomNormal(shape, 0, 1, 'float32', seed);
+  const values = t.dataSync().slice() as Float32Array;
+  t.dispose();
+  return values;
 }

@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, presetConfig, randomVit, trainModel } from '@vqt/core';
 import { FeatureCache, ImageArraySource, VqtModel } from '@vqt/vqt';
-import { flag, report } from './report.js';
+import { flag, randomImages, report } from './report.js';
 
 const preset = flag('preset', 'vit_tiny_patch16_224');
 const count = Number(flag('images', '256'));
@@ -15,7 +15,7 @@ const backend = await initBackend();
 const config = presetConfig(preset);
 const vit = randomVit(config);
 const size = config.imageSize;
-const images = tf.tidy(() => tf.randomNormal([count, 3, size, size], 0, 1, 'float32', 1).dataSync() as Float32Array);
+const images = randomImages([count, 3, size, size], 1);
 const labels = Int32Array.from({ length: count }, (_, i) => i % 10);
 const source = new ImageArraySource(images, labels, size);
 const train = { batchSize: batch, lr: 0.01, weightDecay: 0, optimizer: 'adam' as const, warmupEpochs: 0, seed: 0, progress: 'none' as const };
