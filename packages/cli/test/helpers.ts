@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 
 export const CLI = join(__dirname, '..', 'dist', 'main.js');
@@ -22,4 +22,24 @@ export function vqt(args: string[], env: Record<string, string> = {}): CliRun {
 /** The failure line: everything on stderr after the backend line. */
 export function errorLines(run: CliRun): string[] {
   return run.stderr.split('\n').filter((l) => l && !l.startsWith('backend:'));
+}
+
+/**
+ * The same, without blocking: for runs longer than vitest's worker RPC timeout (a blocked event
+ * loop cannot answer the runner, which then reports an unhandled error).
+ */
+export function vqtAsync(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, VQT_BACKEND: 'wasm', VQT_THREADS: '1', ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 600_000);
+    child.on('error', reject);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
 }
