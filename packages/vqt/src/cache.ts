@@ -18,6 +18,11 @@ export interface FeatureCacheOptions {
   keepFiles?: boolean;
   /** Number of images, when known: a cache that cannot fit goes to disk from the first chunk. */
   expectedImages?: number;
+  /**
+   * Frozen hooks of another method (e.g. a trained AdaptFormer) that run before the cache reads the
+   * backbone: the cached LN1 outputs and CLS are those of the adapted model. They must keep the token count.
+   */
+  hooks?: readonly Hook[];
 }
 
 /** One batch read from the cache, still on the host. */
@@ -66,7 +71,7 @@ export class FeatureCache implements DataSource<VqtCachedBatch> {
     try {
       for await (const batch of source) {
         const rows = checkBatch(batch, imageSize);
-        const { ln1, finalCls } = await frozenFeatures(vit, batch, rows);
+        const { ln1, finalCls } = await frozenFeatures(vit, batch, rows, options.hooks ?? []);
         store.append(ln1, rows);
         cls.push(finalCls);
         labels.push(Int32Array.from(batch.labels));
@@ -168,16 +173,23 @@ function ln1Tap(depth: number): Hook & { ln1: tf.Tensor3D[] } {
   };
 }
 
-async function frozenFeatures(vit: VisionTransformer, batch: HostImageBatch, rows: number): Promise<{ ln1: Float32Array[]; finalCls: Float32Array }> {
+async function frozenFeatures(vit: VisionTransformer, batch: HostImageBatch, rows: number, hooks: readonly Hook[]): Promise<{ ln1: Float32Array[]; finalCls: Float32Array }> {
   const size = vit.config.imageSize;
   const tap = ln1Tap(vit.config.depth);
   const tensors = untaped(() =>
     tf.tidy(() => {
       const images = tf.tensor4d(batch.images, [rows, 3, size, size]);
-      const { cls } = vit.forward(images, { hooks: [tap] });
+      const { cls } = vit.forward(images, { hooks: [...hooks, tap] });
       return [...tap.ln1, cls];
     }),
   );
+  const changed = tensors.findIndex((t, m) => m < vit.config.depth && t.shape[1] !== vit.numTokens);
+  if (changed >= 0) {
+    tf.dispose(tensors);
+    throw new Error(
+      `FeatureCache.build: hooks ${hooks.map((h) => h.name).join(', ')} change block ${changed}'s token count (${vit.numTokens} -> ${tensors[changed].shape[1]}); the cache holds the backbone's own tokens, so train from images instead`,
+    );
+  }
   try {
     const values = await Promise.all(tensors.map(async (t) => ownBuffer((await t.data()) as Float32Array)));
     return { ln1: values.slice(0, -1), finalCls: values[values.length - 1] };

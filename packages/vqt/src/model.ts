@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { linear, type DataSource, type LabeledBatch, type TrainableModel, type VisionTransformer } from '@vqt/core';
+import { linear, type DataSource, type Hook, type LabeledBatch, type TrainableModel, type VisionTransformer } from '@vqt/core';
 import { FeatureCache, type FeatureCacheOptions } from './cache.js';
 import type { VqtConfig } from './config.js';
 import { assembleFeatures, featureDim } from './features.js';
@@ -27,6 +27,12 @@ export interface VqtModelOptions extends Partial<VqtConfig> {
   headSeed?: number;
   /** Record the frozen backbone for gradients, as the PyTorch reference does. Only for measuring the saving. */
   tapeBackbone?: boolean;
+  /**
+   * Frozen hooks of another, already trained method that VQT stacks on (AdaptFormer, LoRA, ...): they
+   * run before VQT's queries, which then read the tokens they adapted. They must not have trainable
+   * variables; their own weights are saved by their own method, not in the VQT adapter.
+   */
+  baseHooks?: readonly Hook[];
 }
 
 export interface StepInfo {
@@ -53,13 +59,17 @@ export class VqtModel implements TrainableModel<VqtBatch> {
   keptIndices?: Int32Array;
   private keptTensor?: tf.Tensor1D;
   private readonly tapeBackbone: boolean;
+  readonly baseHooks: readonly Hook[];
 
   constructor(
     readonly vit: VisionTransformer,
     options: VqtModelOptions,
   ) {
-    const { numClasses, headInitStd, headSeed, tapeBackbone, ...vqt } = options;
+    const { numClasses, headInitStd, headSeed, tapeBackbone, baseHooks, ...vqt } = options;
     if (!Number.isInteger(numClasses) || numClasses < 1) throw new Error(`vqt: numClasses must be a positive integer (got ${numClasses})`);
+    const trainable = (baseHooks ?? []).find((h) => h.trainableVariables().length > 0);
+    if (trainable) throw new Error(`vqt: base hook "${trainable.name}" has trainable variables; VQT stacks on frozen hooks (train that method first)`);
+    this.baseHooks = baseHooks ?? [];
     const { depth, dim, patchSize } = vit.config;
     this.hook = new VqtHook({ depth, dim, patchSize }, vqt);
     this.numClasses = numClasses;
@@ -113,18 +123,19 @@ export class VqtModel implements TrainableModel<VqtBatch> {
 
   /** Caches the frozen features of `source` for this backbone; spilled rows use the config's spillDtype. */
   buildCache(source: HostImageBatches, options: FeatureCacheOptions = {}): Promise<FeatureCache> {
-    return FeatureCache.build(this.vit, source, { spillDtype: this.config.spillDtype, ...options });
+    return FeatureCache.build(this.vit, source, { spillDtype: this.config.spillDtype, hooks: this.baseHooks, ...options });
   }
 
   /** The final CLS and every block's query outputs Z'_m [B, T, D] (in the caller's scope). */
   queryOutputs(batch: VqtBatch, step: StepInfo): { cls: tf.Tensor2D; outputs: tf.Tensor3D[] } {
     const hooks = [this.hook];
     if (isCachedBatch(batch)) {
-      this.vit.replaySideQueries(batch.ln1, { hooks, training: step.training, seed: step.seed });
+      // Base hooks also act on the queries' own path (e.g. an adapter beside the MLP), as in a forward.
+      this.vit.replaySideQueries(batch.ln1, { hooks: [...this.baseHooks, ...hooks], training: step.training, seed: step.seed });
       return { cls: batch.cls, outputs: this.hook.takeOutputs() };
     }
     // The hook only reads, so core runs the backbone off the tape: its CLS is a constant here.
-    const { cls } = this.vit.forward(batch.images, { hooks, training: step.training, seed: step.seed, tapeBackbone: this.tapeBackbone });
+    const { cls } = this.vit.forward(batch.images, { hooks: [...this.baseHooks, ...hooks], training: step.training, seed: step.seed, tapeBackbone: this.tapeBackbone });
     return { cls, outputs: this.hook.takeOutputs() };
   }
 
