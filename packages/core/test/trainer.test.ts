@@ -95,6 +95,18 @@ describe('trainModel', () => {
     plain.dispose();
   });
 
+  it('LinearHead exports new tensors (disposing them leaves the head intact) and checks shapes on import', () => {
+    const head = new LinearHead(4, 3);
+    const exported = head.exportTensors();
+    expect(exported['head.weight'].shape).toEqual([3, 4]);
+    tf.dispose(Object.values(exported));
+    expect(head.bias.isDisposed).toBe(false);
+    expect(Array.from(head.bias.dataSync())).toEqual([0, 0, 0]);
+    const other = { shape: [3, 5], data: new Float32Array(15) };
+    expect(() => head.importTensors(other, { shape: [3], data: new Float32Array(3) })).toThrow(/do not fit \[3, 4\]/);
+    head.dispose();
+  });
+
   it('applies coupled L2 decay: with zero gradient signal the weights shrink', async () => {
     const head = new LinearHead(16, 3);
     head.weight.assign(tf.ones([16, 3]));

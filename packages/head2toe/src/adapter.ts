@@ -1,3 +1,4 @@
+import * as tf from '@tensorflow/tfjs';
 import { loadAdapter, saveAdapter, type AdapterConfig, type LoadedVit, type VitConfig } from '@vqt/core';
 import { featureLayout, geometryOf, layoutWidth } from './taps.js';
 import { Head2ToeModel } from './model.js';
@@ -52,8 +53,12 @@ export function saveHead2ToeAdapter(dir: string, model: Head2ToeModel, backbone:
     options: adapterOptions as unknown as Record<string, unknown>,
     ...(options.training ? { training: options.training } : {}),
   };
-  const { weight, bias } = model.head.exportWeights();
-  saveAdapter(dir, adapterConfig, { 'head.weight': weight, 'head.bias': bias });
+  const tensors = tf.tidy(() => model.head.exportTensors());
+  try {
+    saveAdapter(dir, adapterConfig, tensors);
+  } finally {
+    tf.dispose(Object.values(tensors));
+  }
 }
 
 export interface LoadedHead2Toe {
@@ -87,7 +92,7 @@ export function loadHead2ToeAdapter(dir: string, options: { backboneSha256?: str
     ...(saved.lambda !== undefined ? { lambda: saved.lambda } : {}),
     ...(saved.lambdaRatio !== undefined ? { lambdaRatio: saved.lambdaRatio } : {}),
   });
-  model.head.importWeights(tensors.get('head.weight')!, tensors.get('head.bias')!);
+  model.head.importTensors(tensors.get('head.weight')!, tensors.get('head.bias')!);
   return { model, config: peek.config, options: saved };
 }
 

@@ -27,7 +27,6 @@ export {
   type ExtractAllOptions,
   type ExtractorOptions,
 } from './extractor.js';
-export { KeptFeatureHead } from './head.js';
 export { Head2ToeModel, scorePredictions, type Head2ToeSpec } from './model.js';
 export { fitHead2Toe, type FitHead2ToeOptions, type Head2ToeFit } from './fit.js';
 export {

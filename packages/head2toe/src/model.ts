@@ -1,8 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { FeatureDataSource, type EvalResult, type FeatureBatch, type TrainableModel, type VisionTransformer } from '@vqt/core';
+import { FeatureDataSource, LinearHead, type EvalResult, type FeatureBatch, type TrainableModel, type VisionTransformer } from '@vqt/core';
 import type { Head2ToeExtractor, ExtractAllOptions, ExtractedFeatures, ImageSource } from './extractor.js';
 import { selectColumns } from './extractor.js';
-import { KeptFeatureHead } from './head.js';
 
 /** Everything that defines a trained Head2Toe head besides its weights. */
 export interface Head2ToeSpec {
@@ -26,12 +25,12 @@ export interface Head2ToeSpec {
 export class Head2ToeModel implements TrainableModel<FeatureBatch> {
   readonly spec: Head2ToeSpec;
   /** weight [kept, classes] (input-major), bias [classes]. */
-  readonly head: KeptFeatureHead;
+  readonly head: LinearHead;
 
   constructor(spec: Head2ToeSpec) {
     validateSpec(spec);
     this.spec = { ...spec, keptIndices: Int32Array.from(spec.keptIndices) };
-    this.head = new KeptFeatureHead(spec.keptIndices.length, spec.numClasses);
+    this.head = new LinearHead(spec.keptIndices.length, spec.numClasses, 'head2toe.head');
   }
 
   get keptIndices(): Int32Array {

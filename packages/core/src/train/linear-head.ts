@@ -27,12 +27,16 @@ export class LinearHead {
     return [this.weight, this.bias];
   }
 
-  /** Torch/PEFT convention in files: weight [classes, features]. */
+  /** Torch/PEFT convention in files: weight [classes, features]. New tensors, the caller disposes them. */
   exportTensors(prefix = 'head'): Record<string, tf.Tensor> {
-    return { [`${prefix}.weight`]: tf.transpose(this.weight), [`${prefix}.bias`]: this.bias };
+    return { [`${prefix}.weight`]: tf.transpose(this.weight), [`${prefix}.bias`]: tf.clone(this.bias) };
   }
 
+  /** From torch-convention weight [classes, features] and bias [classes]. */
   importTensors(weight: { shape: number[]; data: Float32Array }, bias: { shape: number[]; data: Float32Array }): void {
+    if (weight.shape[0] !== this.classes || weight.shape[1] !== this.features || bias.shape[0] !== this.classes) {
+      throw new Error(`head weights [${weight.shape}] / [${bias.shape}] do not fit [${this.classes}, ${this.features}] / [${this.classes}]`);
+    }
     tf.tidy(() => {
       this.weight.assign(tf.transpose(tf.tensor2d(weight.data, [this.classes, this.features])));
       this.bias.assign(tf.tensor1d(bias.data));
