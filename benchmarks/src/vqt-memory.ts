@@ -4,7 +4,7 @@
 //     exhaust the 4 GiB wasm heap, and the wasm heap only grows, so RSS must not be shared.
 // Usage: node dist/vqt-memory.js [--preset vit_base_patch16_224] [--batch 32] [--queries 1] [--child-timeout-s 1800]
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, peakNewBufferBytes, presetConfig, randomVit } from '@vqt/core';
+import { initBackend, presetConfig, profileStep, randomVit } from '@vqt/core';
 import { FeatureCache, VqtModel, type VqtBatch } from '@vqt/vqt';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -39,21 +39,16 @@ async function measure(which: Variant): Promise<Record<string, number | string>>
   const step = async () => {
     const b = await batchOf();
     const started = performance.now();
-    const startBytes = tf.memory().numBytes;
-    let profile: Awaited<ReturnType<typeof tf.profile>> | undefined;
-    const stepBuffers = await peakNewBufferBytes(async () => {
-      profile = await tf.profile(async () => {
-        const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(tf.oneHot(tf.tensor1d(b.labels, 'int32'), 10), model.logits(b, { training: true, seed: 1 })) as tf.Scalar, model.trainableVariables());
-        await value.data();
-        tf.dispose([value, ...Object.values(grads)]);
-        return [];
-      });
+    const profile = await profileStep(async () => {
+      const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(tf.oneHot(tf.tensor1d(b.labels, 'int32'), 10), model.logits(b, { training: true, seed: 1 })) as tf.Scalar, model.trainableVariables());
+      await value.data();
+      tf.dispose([value, ...Object.values(grads)]);
     });
     tf.dispose(b as unknown as tf.TensorContainer);
-    return { peakBytes: profile!.peakBytes, startBytes, stepBuffers, seconds: (performance.now() - started) / 1000 };
+    return { ...profile, seconds: (performance.now() - started) / 1000 };
   };
   await step(); // warm-up: weight packing, kernel setup
-  const { peakBytes, startBytes, stepBuffers, seconds } = await step();
+  const { peakBytes, startBytes, newBufferBytes: stepBuffers, seconds } = await step();
   const MiB = (bytes: number) => +(bytes / 2 ** 20).toFixed(1);
   return {
     variant: which,

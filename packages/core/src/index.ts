@@ -12,4 +12,4 @@ export { inferArchitecture, vitFromTensors, type ArchitectureInfo, type Checkpoi
 export { loadVit, readCheckpoint, inspectCheckpoint, type LoadedVit, type CheckpointContents } from './checkpoint.js';
 export * from './adapter.js';
 export * from './train/index.js';
-export { peakNewBufferBytes } from './memory.js';
+export { peakNewBufferBytes, profileStep } from './memory.js';

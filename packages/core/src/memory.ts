@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import type { StepProfile } from './train/types.js';
 
 /**
  * Peak bytes of tensor buffers created while `fn` runs and alive at the same time.
@@ -45,4 +46,21 @@ export async function peakNewBufferBytes(fn: () => void | Promise<void>): Promis
     engine.removeDataId = remove;
   }
   return peak;
+}
+
+/**
+ * Memory figures of one step: peakNewBufferBytes around tf.profile, and tf.memory() before it.
+ * Profile one step at a time; tf.profile's kernel log over a long run overflows the call stack.
+ */
+export async function profileStep(fn: () => void | Promise<void>): Promise<StepProfile> {
+  const startBytes = tf.memory().numBytes;
+  let peakBytes = startBytes;
+  const newBufferBytes = await peakNewBufferBytes(async () => {
+    const profile = await tf.profile(async () => {
+      await fn();
+      return [];
+    });
+    peakBytes = Math.max(peakBytes, profile.peakBytes);
+  });
+  return { newBufferBytes, peakBytes, startBytes };
 }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { peakNewBufferBytes } from '../memory.js';
+import { profileStep } from '../memory.js';
 import { applyGradients, createOptimizer, setLearningRate } from './optimizer.js';
 import { createProgress } from './progress.js';
 import { mixSeed } from './rng.js';
@@ -63,18 +63,8 @@ export async function trainModel<B extends LabeledBatch>(model: TrainableModel<B
           tf.dispose(Object.values(out.grads));
           value = out.value;
         };
-        if (options.onFirstStepProfile && epoch === startEpoch && step === 0) {
-          const startBytes = tf.memory().numBytes;
-          let peakBytes = startBytes;
-          const newBufferBytes = await peakNewBufferBytes(async () => {
-            const profile = await tf.profile(() => {
-              runStep();
-              return [];
-            });
-            peakBytes = Math.max(peakBytes, profile.peakBytes);
-          });
-          options.onFirstStepProfile({ peakBytes, startBytes, newBufferBytes });
-        } else runStep();
+        if (options.onFirstStepProfile && epoch === startEpoch && step === 0) options.onFirstStepProfile(await profileStep(runStep));
+        else runStep();
         const batchLoss = (await value!.data())[0];
         lossSum += batchLoss * batch.labels.length;
         correctSum += (await correct!.data())[0];
