@@ -128,14 +128,14 @@ export class VqtModel implements TrainableModel<VqtBatch> {
 
   /** The final CLS and every block's query outputs Z'_m [B, T, D] (in the caller's scope). */
   queryOutputs(batch: VqtBatch, step: StepInfo): { cls: tf.Tensor2D; outputs: tf.Tensor3D[] } {
-    const hooks = [this.hook];
+    // Base hooks run first, and act on the queries' own path too (e.g. an adapter beside the MLP).
+    const hooks = [...this.baseHooks, this.hook];
     if (isCachedBatch(batch)) {
-      // Base hooks also act on the queries' own path (e.g. an adapter beside the MLP), as in a forward.
-      this.vit.replaySideQueries(batch.ln1, { hooks: [...this.baseHooks, ...hooks], training: step.training, seed: step.seed });
+      this.vit.replaySideQueries(batch.ln1, { hooks, training: step.training, seed: step.seed });
       return { cls: batch.cls, outputs: this.hook.takeOutputs() };
     }
-    // The hook only reads, so core runs the backbone off the tape: its CLS is a constant here.
-    const { cls } = this.vit.forward(batch.images, { hooks: [...this.baseHooks, ...hooks], training: step.training, seed: step.seed, tapeBackbone: this.tapeBackbone });
+    // The hooks only read or are frozen, so core runs the backbone off the tape: its CLS is a constant here.
+    const { cls } = this.vit.forward(batch.images, { hooks, training: step.training, seed: step.seed, tapeBackbone: this.tapeBackbone });
     return { cls, outputs: this.hook.takeOutputs() };
   }
 

@@ -54,7 +54,7 @@ describe('VQT on a frozen base hook', () => {
   });
 
   it('refuses a base hook with trainable variables, and a cache hook that changes the token count', async () => {
-    const w = tf.variable(tf.zeros([TINY.dim, TINY.dim]));
+    const w = tf.variable(tf.zeros<tf.Rank.R2>([TINY.dim, TINY.dim]));
     const trainable: Hook = { name: 'lora', trainableVariables: () => [w], linearDelta: (_, x) => linear(x, w) };
     expect(() => new VqtModel(vit, { numClasses: 4, baseHooks: [trainable] })).toThrow(/base hook "lora" has trainable variables/);
     const prompt = tf.zeros([1, 2, TINY.dim]);
