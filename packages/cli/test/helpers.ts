@@ -10,18 +10,12 @@ export interface CliRun {
   stderr: string;
 }
 
-export function vqt(args: string[], env: Record<string, string> = {}): CliRun {
-  const result = spawnSync(process.execPath, [CLI, ...args], {
-    encoding: 'utf8',
-    env: { ...process.env, VQT_BACKEND: 'wasm', VQT_THREADS: '1', ...env },
-    timeout: 300_000,
-  });
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
-}
+/** Spawned commands run on wasm with one thread unless a test asks otherwise. */
+const cliEnv = (env: Record<string, string>) => ({ ...process.env, VQT_BACKEND: 'wasm', VQT_THREADS: '1', ...env });
 
-/** The failure line: everything on stderr after the backend line. */
-export function errorLines(run: CliRun): string[] {
-  return run.stderr.split('\n').filter((l) => l && !l.startsWith('backend:'));
+export function vqt(args: string[], env: Record<string, string> = {}): CliRun {
+  const result = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: cliEnv(env), timeout: 300_000 });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
 /**
@@ -30,7 +24,7 @@ export function errorLines(run: CliRun): string[] {
  */
 export function vqtAsync(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, VQT_BACKEND: 'wasm', VQT_THREADS: '1', ...env } });
+    const child = spawn(process.execPath, [CLI, ...args], { env: cliEnv(env) });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
@@ -42,4 +36,9 @@ export function vqtAsync(args: string[], env: Record<string, string> = {}): Prom
       resolve({ status, stdout, stderr });
     });
   });
+}
+
+/** The failure line: everything on stderr after the backend line. */
+export function errorLines(run: CliRun): string[] {
+  return run.stderr.split('\n').filter((l) => l && !l.startsWith('backend:'));
 }
