@@ -282,6 +282,18 @@ def core_case(name: str, seed: int, img_size: int, run_size: int, fmt: str,
     return {"model": model, "input": x}
 
 
+def tiny_case_config(ckpt_rel: str, ckpt_sha: str) -> dict:
+    """The config.json keys every case on the shared tiny checkpoint starts with (in this order)."""
+    return {
+        "checkpoint": ckpt_rel,
+        "checkpointRelativeTo": "the folder of this config.json",
+        "checkpointSha256": ckpt_sha,
+        "format": "safetensors", "imageSize": 32, "runImageSize": 32, "patchSize": PATCH,
+        "dim": DIM, "depth": DEPTH, "heads": HEADS, "mlpRatio": MLP_RATIO, "dtype": "F32",
+        "batch": BATCH,
+    }
+
+
 def vqt_case(model, x: np.ndarray, ckpt_rel: str, ckpt_sha: str) -> None:
     folder = os.path.join(VQT, "vqt_tiny")
     os.makedirs(folder, exist_ok=True)
@@ -299,12 +311,7 @@ def vqt_case(model, x: np.ndarray, ckpt_rel: str, ckpt_sha: str) -> None:
     save_npy(folder, "features_none.npy", feats["none"])
     save_npy(folder, "features_mean.npy", feats["mean"])
     write_json(os.path.join(folder, "config.json"), {
-        "checkpoint": ckpt_rel,
-        "checkpointRelativeTo": "the folder of this config.json",
-        "checkpointSha256": ckpt_sha,
-        "format": "safetensors", "imageSize": 32, "runImageSize": 32, "patchSize": PATCH,
-        "dim": DIM, "depth": DEPTH, "heads": HEADS, "mlpRatio": MLP_RATIO, "dtype": "F32",
-        "batch": BATCH, "numQueries": T, "queryInitBound": bound, "querySeed": 4242,
+        **tiny_case_config(ckpt_rel, ckpt_sha), "numQueries": T, "queryInitBound": bound, "querySeed": 4242,
         "featureDims": {"l2": DIM * (1 + DEPTH * T), "none": DIM * (1 + DEPTH * T),
                         "mean": DIM * (1 + DEPTH)},
         "description": "queries.npy [depth,T,D]; query_outputs.npy Z'_m [depth,B,T,D] (not "
@@ -334,12 +341,7 @@ def h2t_case(model, x: np.ndarray, ckpt_rel: str, ckpt_sha: str) -> None:
         off += width
     write_json(os.path.join(folder, "taps.json"), tap_list)
     write_json(os.path.join(folder, "config.json"), {
-        "checkpoint": ckpt_rel,
-        "checkpointRelativeTo": "the folder of this config.json",
-        "checkpointSha256": ckpt_sha,
-        "format": "safetensors", "imageSize": 32, "runImageSize": 32, "patchSize": PATCH,
-        "dim": DIM, "depth": DEPTH, "heads": HEADS, "mlpRatio": MLP_RATIO, "dtype": "F32",
-        "batch": BATCH, "targetSize": S, "numTokens": L, "featureDim": off,
+        **tiny_case_config(ckpt_rel, ckpt_sha), "targetSize": S, "numTokens": L, "featureDim": off,
         "taps": "taps.json",
         "description": "features.npy [B,F]: taps embed, block{m}.{ln1,attn,mlp_hidden,mlp_out}, "
                        "final_cls; each token tap adaptive-avg-pooled over tokens to "
