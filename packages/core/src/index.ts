@@ -13,3 +13,4 @@ export { loadVit, readCheckpoint, inspectCheckpoint, type LoadedVit, type Checkp
 export * from './adapter.js';
 export * from './train/index.js';
 export { peakNewBufferBytes, profileStep } from './memory.js';
+export * from './method/index.js';

@@ -1,0 +1,15 @@
+export * from './spec.js';
+export { registerMethod, getMethod, hasMethod, registeredMethods, resolveMethodConfig, parseOptionValue } from './registry.js';
+export { methodSpec, methodParts, stackSpec, resolveAnyConfig, type StackConfig } from './stack.js';
+export { saveFitted, openFitted, type SaveFittedExtras } from './adapter-io.js';
+export {
+  HookedClassifier,
+  adaptingFitted,
+  evaluateFitted,
+  frozenHook,
+  imageSplitSource,
+  predict,
+  type AdaptingFittedParts,
+  type ImageBatch,
+  type Prediction,
+} from './hooked.js';
