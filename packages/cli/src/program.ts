@@ -1,12 +1,13 @@
-import { REFERENCE_GRID } from '@vqt/core';
+import { REFERENCE_GRID, registeredMethods } from '@vqt/core';
 import { Command, Option } from 'commander';
 import { demoCommand } from './commands/demo.js';
 import { embedCommand } from './commands/embed.js';
 import { inspectCommand } from './commands/inspect.js';
 import { evalCommand } from './commands/eval.js';
 import { trainCommand } from './commands/train.js';
-import { METHODS } from './methods/index.js';
-import { fraction, nonNegativeNumber, numberList, positiveInt } from './options.js';
+import { predictCommand } from './commands/predict.js';
+import { methodChoices, methodFlags } from './methods.js';
+import { nonNegativeNumber, numberList, positiveInt } from './options.js';
 import { startBackend, type GlobalOptions } from './runtime.js';
 
 export function buildProgram(): Command {
@@ -34,31 +35,23 @@ export function buildProgram(): Command {
     .option('--heads <n>', 'attention heads (default dim/64)', positiveInt)
     .requiredOption('--input <file>', 'float32 .npy [B,3,H,W], already normalised')
     .requiredOption('--out <file>', 'output .npy')
-    .addOption(new Option('--features <kind>', 'cls: final normalised CLS [B,D]; blocks: every block output [depth,B,1+N,D]; head: the adapter\'s head input [B,F]').choices(['cls', 'blocks', 'head']).default('cls'))
-    .option('--adapter <dir>', 'adapter directory (for --features head)')
+    .addOption(new Option('--features <kind>', 'cls: final normalised CLS [B,D] (of the adapted backbone with --adapter); blocks: every block output [depth,B,1+N,D]; head: the adapter\'s head input [B,F]').choices(['cls', 'blocks', 'head']).default('cls'))
+    .option('--adapter <dir>', 'adapter directory of any method (needed for --features head)')
     .option('--batch <n>', 'images per forward pass', positiveInt, 8)
     .action(async (options) => {
       await startBackend(globals());
       await embedCommand(options);
     });
 
-  program
+  const train = program
     .command('train')
-    .description('train a method on a VTAB-1k style task folder and save its adapter')
-    .addOption(new Option('--method <name>', 'what to train').choices([...METHODS]).default('vqt'))
+    .description('train a method (or a stack such as vpt+vqt) on a task folder and save its adapter')
+    .addOption(new Option('--method <name>', 'what to train').choices(methodChoices()).default('vqt'))
     .requiredOption('--checkpoint <file>', 'frozen backbone: timm .safetensors or Google ViT .npz')
     .option('--heads <n>', 'attention heads (default dim/64)', positiveInt)
     .requiredOption('--data <dir>', 'task folder with train800.txt, val200.txt, train800val200.txt, test.txt')
     .option('--split <name>', 'training split', 'train800val200')
     .option('--eval-split <name>', 'evaluate on this split after training (e.g. test, val200)')
-    .option('--queries <n>', 'VQT: query tokens per block', positiveInt, 1)
-    .addOption(new Option('--feature-norm <kind>', 'VQT: head input normalisation').choices(['l2', 'none', 'mean']).default('l2'))
-    .option('--dropout <rate>', 'VQT: query dropout', nonNegativeNumber, 0.1)
-    .option('--select <fraction>', 'VQT: freeze the queries, then keep this fraction of head-input features by group lasso', fraction)
-    .option('--target-size <n>', 'Head2Toe: pooled size per tap', positiveInt, 2048)
-    .option('--keep <fraction>', 'Head2Toe: fraction of features kept', fraction, 0.2)
-    .option('--lasso <lambda>', 'group-lasso lambda (absolute); default --lasso-ratio x lambda_max', nonNegativeNumber)
-    .option('--lasso-ratio <r>', 'group-lasso lambda as a fraction of lambda_max', nonNegativeNumber, 0.1)
     .option('--epochs <n>', 'epochs', positiveInt, 100)
     .option('--lr <rate>', 'peak learning rate', nonNegativeNumber, 0.05)
     .option('--wd <decay>', 'coupled L2 weight decay', nonNegativeNumber, 1e-4)
@@ -71,23 +64,28 @@ export function buildProgram(): Command {
     .option('--protocol', 'VTAB protocol: pick lr x wd on val200 after training on train800, retrain on train800val200, report test')
     .option('--lr-grid <list>', 'learning rates for --protocol (default: 1,0.5,0.25,0.1,0.05 x batch/256)', numberList)
     .option('--wd-grid <list>', 'weight decays for --protocol (default: 0.01,0.001,0.0001,0)', numberList)
-    .option('--cache-budget <MiB>', 'VQT: feature cache memory before spilling to disk', positiveInt, 1024)
-    .option('--cache-dir <dir>', 'VQT: where the cache spills')
-    .option('--spill-float16', 'VQT: store spilled cache rows as float16')
+    .option('--cache-budget <MiB>', 'feature cache memory before spilling to disk (VQT)', positiveInt, 1024)
+    .option('--cache-dir <dir>', 'where the feature cache spills (VQT)')
+    .option('--spill-float16', 'store spilled cache rows as float16 (VQT)')
+    .addOption(new Option('--checkpointing <mode>', 'per-block gradient checkpointing when training through the backbone').choices(['auto', 'on', 'off']).default('auto'))
     .addOption(new Option('--normalization <kind>', 'image normalisation').choices(['imagenet', 'inception']).default('imagenet'))
-    .addOption(new Option('--progress <kind>', 'progress output').choices(['auto', 'bar', 'lines', 'none']).default('auto'))
-    .action(async (options) => {
-      await startBackend(globals());
-      const scale = options.batch / 256;
-      await trainCommand({
-        ...options,
-        evalSplit: options.evalSplit,
-        cacheBudgetBytes: options.cacheBudget * 2 ** 20,
-        spillFloat16: Boolean(options.spillFloat16),
-        lrGrid: options.protocol ? (options.lrGrid ?? REFERENCE_GRID.lr.map((lr) => lr * scale)) : undefined,
-        wdGrid: options.protocol ? (options.wdGrid ?? REFERENCE_GRID.weightDecay) : undefined,
-      });
+    .addOption(new Option('--progress <kind>', 'progress output').choices(['auto', 'bar', 'lines', 'none']).default('auto'));
+  // Each method's own options, from the registry; a flag the chosen method does not take is an error.
+  for (const { option, methods } of methodFlags()) {
+    const argument = option.kind === 'intList' || option.kind === 'stringList' ? 'list' : option.kind === 'choice' ? 'name' : 'value';
+    const flag = new Option(`--${option.flag} <${argument}>`, `${option.description} [${methods.join(', ')}]`);
+    train.addOption(option.kind === 'choice' && option.choices ? flag.choices([...option.choices]) : flag);
+  }
+  train.addHelpText('after', () => `\nMethods:\n${registeredMethods().map((m) => `  ${m.name.padEnd(14)}${m.description}`).join('\n')}\n  <base>+<top>   a stack: <top> (e.g. vqt) on a frozen, already fitted adapting <base>\n`);
+  train.action(async (options) => {
+    await startBackend(globals());
+    const scale = options.batch / 256;
+    await trainCommand({
+      ...options,
+      lrGrid: options.protocol ? (options.lrGrid ?? REFERENCE_GRID.lr.map((lr: number) => lr * scale)) : undefined,
+      wdGrid: options.protocol ? (options.wdGrid ?? REFERENCE_GRID.weightDecay) : undefined,
     });
+  });
 
   program
     .command('eval')
@@ -103,6 +101,22 @@ export function buildProgram(): Command {
     .action(async (options) => {
       await startBackend(globals());
       await evalCommand(options);
+    });
+
+  program
+    .command('predict')
+    .description('top-k classes with probabilities for images, with any method\'s adapter')
+    .argument('<images...>', 'image files (.png, .jpg), directories or globs')
+    .requiredOption('--checkpoint <file>', 'the backbone the adapter was trained on')
+    .option('--heads <n>', 'attention heads (default: the adapter\'s record)', positiveInt)
+    .requiredOption('--adapter <dir>', 'adapter directory')
+    .option('--top <k>', 'classes per image', positiveInt, 5)
+    .option('--batch <n>', 'images per forward pass', positiveInt, 16)
+    .option('--json', 'print JSON instead of a table')
+    .addOption(new Option('--normalization <kind>', 'image normalisation (default: what the adapter was trained with)').choices(['imagenet', 'inception']))
+    .action(async (images: string[], options) => {
+      await startBackend(globals());
+      await predictCommand(images, options);
     });
 
   program

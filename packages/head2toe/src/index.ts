@@ -39,3 +39,4 @@ export {
   type LoadedHead2Toe,
 } from './adapter.js';
 export { saveExtractedFeatures, loadExtractedFeatures } from './cache.js';
+export { head2toeMethod, createHead2ToeMethod, type Head2ToeMethodConfig } from './method.js';

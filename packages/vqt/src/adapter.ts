@@ -81,31 +81,37 @@ export function loadVqtAdapter(dir: string, vit: VisionTransformer, options: Loa
     throw new FileFormatError(configFile, (error as Error).message);
   }
   try {
-    const queries = expectTensor(tensors, weightsFile, 'vqt.queries', [depth, model.hook.numQueries, dim]);
-    const kept = opts.keptIndices ? Int32Array.from(opts.keptIndices) : undefined;
-    const weight = expectTensor(tensors, weightsFile, 'head.weight', [model.numClasses, kept?.length ?? model.featureDim]);
-    const bias = expectTensor(tensors, weightsFile, 'head.bias', [model.numClasses]);
-    model.hook.setQueries(queries);
-    if (kept) {
-      const [w, b] = tf.tidy(() => [tf.transpose(tf.tensor2d(weight.data, weight.shape as [number, number])), tf.tensor1d(bias.data)]);
-      try {
-        model.applySelection(kept, w as tf.Tensor2D, b as tf.Tensor1D);
-      } catch (error) {
-        throw new FileFormatError(configFile, (error as Error).message, 'options.keptIndices');
-      } finally {
-        tf.dispose([w, b]);
-      }
-    } else {
-      tf.tidy(() => {
-        model.headWeight.assign(tf.transpose(tf.tensor2d(weight.data, weight.shape as [number, number])));
-        model.headBias.assign(tf.tensor1d(bias.data));
-      });
-    }
+    applyVqtTensors(model, tensors, weightsFile, opts.keptIndices);
   } catch (error) {
     model.dispose();
     throw error;
   }
   return { model, config };
+}
+
+/** Sets a fresh VqtModel's queries and head from adapter tensors (head after selection when keptIndices is given). */
+export function applyVqtTensors(model: VqtModel, tensors: Map<string, HostTensor>, weightsFile: string, keptIndices?: readonly number[]): void {
+  const { depth, dim } = model.vit.config;
+  const queries = expectTensor(tensors, weightsFile, 'vqt.queries', [depth, model.hook.numQueries, dim]);
+  const kept = keptIndices ? Int32Array.from(keptIndices) : undefined;
+  const weight = expectTensor(tensors, weightsFile, 'head.weight', [model.numClasses, kept?.length ?? model.featureDim]);
+  const bias = expectTensor(tensors, weightsFile, 'head.bias', [model.numClasses]);
+  model.hook.setQueries(queries);
+  if (kept) {
+    const [w, b] = tf.tidy(() => [tf.transpose(tf.tensor2d(weight.data, weight.shape as [number, number])), tf.tensor1d(bias.data)]);
+    try {
+      model.applySelection(kept, w as tf.Tensor2D, b as tf.Tensor1D);
+    } catch (error) {
+      throw new FileFormatError(weightsFile, (error as Error).message, 'options.keptIndices');
+    } finally {
+      tf.dispose([w, b]);
+    }
+  } else {
+    tf.tidy(() => {
+      model.headWeight.assign(tf.transpose(tf.tensor2d(weight.data, weight.shape as [number, number])));
+      model.headBias.assign(tf.tensor1d(bias.data));
+    });
+  }
 }
 
 function expectTensor(tensors: Map<string, HostTensor>, file: string, name: string, shape: number[]): HostTensor {

@@ -27,6 +27,8 @@ export class VqtHook implements Hook {
   readonly dim: number;
   /** Block m's queries [T, D]. */
   readonly queries: tf.Variable[];
+  /** The init bound used: config.initRange, or VPT's sqrt(6 / (3 p^2 + D)). */
+  readonly initRange: number;
   private outputs: (tf.Tensor3D | undefined)[] = [];
 
   constructor(shape: VqtHookShape, config: Partial<VqtConfig> = {}) {
@@ -34,6 +36,7 @@ export class VqtHook implements Hook {
     this.depth = shape.depth;
     this.dim = shape.dim;
     const range = this.config.initRange ?? defaultInitRange(shape.patchSize, shape.dim);
+    this.initRange = range;
     const { queries: T, seed } = this.config;
     this.queries = Array.from({ length: shape.depth }, (_, m) => {
       // Host PRNG: the same values on every backend.

@@ -7,6 +7,7 @@ export { RowStore, type RowStoreOptions } from './cache-store.js';
 export { ImageArraySource, splitImageSource, type HostImageBatch, type HostImageBatches, type HostImageSplit } from './sources.js';
 export {
   VQT_METHOD,
+  applyVqtTensors,
   loadVqtAdapter,
   saveVqtAdapter,
   type BackboneRef,
@@ -16,3 +17,4 @@ export {
 } from './adapter.js';
 export { freshVariableName } from './variables.js';
 export { selectHeadFeatures, type VqtSelectionOptions, type VqtSelectionResult } from './selection.js';
+export { vqtMethod, createVqtMethod, VQT_DEFAULTS, type VqtMethodConfig } from './method.js';

@@ -1,9 +1,10 @@
-import { loadVit, type BackendInfo } from '@vqt/core';
+import { DEFAULT_RUNTIME, evaluateFitted, getMethod, loadVit, resolveMethodConfig, type BackendInfo, type FitContext } from '@vqt/core';
 import { embeddedBackbone, ensureMiniSuite, MINI_SUITE_TASK_NAMES } from '@vqt/vtab-datasets';
 import { join } from 'node:path';
 import { openTaskSplit } from '../data.js';
 import { UsageError } from '../errors.js';
-import { createMethod, type FitContext, type MethodOptions } from '../methods/index.js';
+import { asImageSplit } from '../image-split.js';
+import '../methods.js';
 import { trainableSummary } from '../params.js';
 import { log } from '../runtime.js';
 
@@ -16,17 +17,6 @@ export interface DemoOptions {
   queries: number;
 }
 
-const METHOD_DEFAULTS: MethodOptions = {
-  queries: 1,
-  featureNorm: 'l2',
-  dropout: 0.1,
-  lassoRatio: 0.1,
-  targetSize: 2048,
-  keep: 0.2,
-  cacheBudgetBytes: 2 ** 30,
-  spillFloat16: false,
-};
-
 /**
  * What a newcomer first sees: VQT on the embedded backbone over one mini-suite task, next to a
  * linear probe on the same frozen backbone, with accuracy, trainable parameters and peak memory.
@@ -38,16 +28,18 @@ export async function demoCommand(options: DemoOptions, backend: BackendInfo): P
   const backbone = loadVit(embeddedBackbone().file);
   log(`backbone ${backbone.name}: ${backbone.model.parameterCount().toLocaleString('en-US')} parameters, image ${backbone.model.config.imageSize}, ${backbone.model.numTokens - 1} patch tokens`);
   const open = (split: 'train800val200' | 'test') => openTaskSplit(taskDir, split, backbone.model.config.imageSize, 'imagenet');
-  const train = await open('train800val200');
-  const test = await open('test');
+  const train = asImageSplit(await open('train800val200'));
+  const test = asImageSplit(await open('test'));
   log(`task ${options.task}: ${train.size} training and ${test.size} test images, ${train.numClasses} classes`);
 
   const rows: { method: string; top1: number; trainable: number; peakTensorMiB: number; seconds: number }[] = [];
   for (const name of ['vqt', 'linear']) {
-    const method = createMethod(name);
+    const method = getMethod(name);
+    const config = resolveMethodConfig(method, name === 'vqt' ? { queries: options.queries } : {});
     const context: FitContext = {
       backbone,
-      options: { ...METHOD_DEFAULTS, queries: options.queries },
+      hp: { lr: options.lr, weightDecay: 1e-4 },
+      runtime: { ...DEFAULT_RUNTIME, cacheBudgetBytes: 2 ** 30 },
       log: () => {},
       train: { epochs: options.epochs, batchSize: options.batch, optimizer: 'adam', warmupEpochs: Math.min(5, Math.floor(options.epochs / 10)), seed: options.seed, progress: 'none' },
     };
@@ -56,8 +48,8 @@ export async function demoCommand(options: DemoOptions, backend: BackendInfo): P
     context.train.onFirstStepProfile = (profile) => {
       peakBytes = profile.newBufferBytes;
     };
-    const fitted = await method.fit(context, { lr: options.lr, weightDecay: 1e-4 }, train);
-    const { top1 } = await fitted.evaluate(test, options.batch);
+    const fitted = await method.fit(config, context, train);
+    const { top1 } = await evaluateFitted(fitted, test, options.batch);
     const seconds = (performance.now() - started) / 1000;
     rows.push({ method: name, top1, trainable: fitted.trainableParameters(), peakTensorMiB: peakBytes / 2 ** 20, seconds });
     log(`${name}: test top-1 ${(100 * top1).toFixed(2)}% (${seconds.toFixed(0)} s)`);

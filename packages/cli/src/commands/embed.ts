@@ -21,13 +21,19 @@ export async function embedCommand(options: EmbedOptions): Promise<void> {
     throw new UsageError(`${options.input}: input: expected [B,3,H,H] images, got [${input.shape.join(', ')}]`);
   }
   let output: HostTensor;
-  if (options.features === 'head') {
-    if (!options.adapter) throw new UsageError('--features head needs --adapter DIR');
-    const { backbone, trained } = openAdapter(options.checkpoint, options.adapter, options.heads, height);
-    output = runBatches(input, options.batch, (x) => trained.headFeatures(x));
-    trained.dispose();
-    backbone.model.dispose();
+  if (options.adapter) {
+    // With an adapter: 'cls' is the adapted backbone's final CLS, 'head' the head's input.
+    if (options.features === 'blocks') throw new UsageError('--features blocks reads the frozen backbone; drop --adapter');
+    const opened = openAdapter(options.checkpoint, options.adapter, options.heads, height);
+    const { fitted, backbone } = opened;
+    const hooks = fitted.adaptingHooks?.() ?? [];
+    try {
+      output = runBatches(input, options.batch, (x) => (options.features === 'head' ? fitted.headFeatures(x) : backbone.model.forward(x, { hooks }).cls));
+    } finally {
+      opened.dispose();
+    }
   } else {
+    if (options.features === 'head') throw new UsageError('--features head needs --adapter DIR');
     const { model, info } = loadVit(options.checkpoint, { heads: options.heads, imageSize: height });
     if (height % info.config.patchSize !== 0) throw new UsageError(`${options.input}: input: image size ${height} is not a multiple of the patch size ${info.config.patchSize}`);
     if (options.features === 'cls') {

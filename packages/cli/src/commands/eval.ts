@@ -1,22 +1,38 @@
-import { loadAdapter, loadVit, writeFileAtomic, type LoadedVit } from '@vqt/core';
+import { evaluateFitted, loadAdapter, loadVit, openFitted, writeFileAtomic, type AdapterConfig, type FittedMethod, type LoadedVit } from '@vqt/core';
 import type { Normalization } from '@vqt/vtab-datasets';
 import { join } from 'node:path';
 import { openTaskSplit, parseSplit } from '../data.js';
 import { UsageError } from '../errors.js';
-import { createMethod, type TrainedMethod } from '../methods/index.js';
+import { asImageSplit } from '../image-split.js';
+import { runtimeFromFlags } from '../methods.js';
 import { log } from '../runtime.js';
 
-/** Loads the backbone and the adapter trained on it (heads default to the adapter's record). */
-export function openAdapter(checkpoint: string, adapterDir: string, heads?: number, imageSize?: number): { backbone: LoadedVit; trained: TrainedMethod } {
-  const adapter = loadAdapter(adapterDir);
-  const backbone = loadVit(checkpoint, { heads: heads ?? adapter.config.backbone.config.heads, imageSize });
-  if (backbone.sha256 !== adapter.config.backbone.sha256) {
+export interface OpenedAdapter {
+  backbone: LoadedVit;
+  fitted: FittedMethod;
+  config: AdapterConfig;
+  dispose(): void;
+}
+
+/** Loads the backbone and the adapter trained on it (heads default to the adapter's record; the sha256 must match). */
+export function openAdapter(checkpoint: string, adapterDir: string, heads?: number, imageSize?: number): OpenedAdapter {
+  const recorded = loadAdapter(adapterDir).config;
+  const backbone = loadVit(checkpoint, { heads: heads ?? recorded.backbone.config.heads, imageSize });
+  try {
+    const { fitted, config } = openFitted(adapterDir, backbone, runtimeFromFlags({}));
+    return {
+      backbone,
+      fitted,
+      config,
+      dispose: () => {
+        fitted.dispose();
+        backbone.model.dispose();
+      },
+    };
+  } catch (error) {
     backbone.model.dispose();
-    throw new UsageError(
-      `${join(adapterDir, 'adapter_config.json')}: trained on backbone ${adapter.config.backbone.name} (sha256 ${adapter.config.backbone.sha256.slice(0, 12)}...), but ${checkpoint} has sha256 ${backbone.sha256.slice(0, 12)}...`,
-    );
+    throw error;
   }
-  return { backbone, trained: createMethod(adapter.config.method).open(adapterDir, adapter, backbone) };
 }
 
 export interface EvalCommandOptions {
@@ -31,18 +47,21 @@ export interface EvalCommandOptions {
 }
 
 export async function evalCommand(options: EvalCommandOptions): Promise<{ top1: number; correct: number; count: number }> {
-  const { backbone, trained } = openAdapter(options.checkpoint, options.adapter, options.heads);
-  const split = await openTaskSplit(options.data, parseSplit(options.split), backbone.model.config.imageSize, options.normalization);
-  if (split.numClasses !== trained.numClasses) {
-    throw new UsageError(`${options.data}: the task has ${split.numClasses} classes, the adapter ${trained.numClasses}`);
+  const opened = openAdapter(options.checkpoint, options.adapter, options.heads);
+  try {
+    const { fitted, backbone } = opened;
+    const split = await openTaskSplit(options.data, parseSplit(options.split), backbone.model.config.imageSize, options.normalization);
+    if (split.numClasses !== fitted.numClasses) {
+      throw new UsageError(`${options.data}: the task has ${split.numClasses} classes, the adapter ${fitted.numClasses}`);
+    }
+    const { top1, correct, count } = await evaluateFitted(fitted, asImageSplit(split), options.batch);
+    const result = { method: fitted.method, task: split.task, split: options.split, top1, correct, count, adapter: options.adapter, backbone: backbone.name };
+    const file = options.json ?? join(options.adapter, `eval_${options.split}.json`);
+    writeFileAtomic(file, `${JSON.stringify(result, null, 2)}\n`);
+    process.stdout.write(`${options.split} top-1: ${(100 * top1).toFixed(2)}% (${correct}/${count})\n`);
+    log(`wrote ${file}`);
+    return { top1, correct, count };
+  } finally {
+    opened.dispose();
   }
-  const { top1, correct, count } = await trained.evaluate(split, options.batch);
-  const result = { method: trained.method, task: split.task, split: options.split, top1, correct, count, adapter: options.adapter, backbone: backbone.name };
-  const file = options.json ?? join(options.adapter, `eval_${options.split}.json`);
-  writeFileAtomic(file, `${JSON.stringify(result, null, 2)}\n`);
-  process.stdout.write(`${options.split} top-1: ${(100 * top1).toFixed(2)}% (${correct}/${count})\n`);
-  log(`wrote ${file}`);
-  trained.dispose();
-  backbone.model.dispose();
-  return { top1, correct, count };
 }

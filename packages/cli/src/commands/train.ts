@@ -1,13 +1,14 @@
-import { loadVit, readSafetensors, runVtabProtocol, type HyperParameters, type OptimizerName } from '@vqt/core';
+import { evaluateFitted, getMethod, loadVit, readSafetensors, resolveAnyConfig, runVtabProtocol, saveFitted, type FitContext, type FittedMethod, type HyperParameters, type OptimizerName } from '@vqt/core';
 import type { Normalization } from '@vqt/vtab-datasets';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { openTaskSplit, parseSplit } from '../data.js';
-import { createMethod, type MethodOptions, type TrainedMethod } from '../methods/index.js';
+import { asImageSplit } from '../image-split.js';
+import { methodConfigFromFlags, runtimeFromFlags, type RuntimeFlags } from '../methods.js';
 import { trainableSummary } from '../params.js';
 import { log } from '../runtime.js';
 
-export interface TrainCommandOptions extends MethodOptions {
+export interface TrainCommandOptions extends Partial<RuntimeFlags> {
   method: string;
   checkpoint: string;
   heads?: number;
@@ -28,10 +29,13 @@ export interface TrainCommandOptions extends MethodOptions {
   wdGrid?: number[];
   normalization: Normalization;
   progress: 'auto' | 'bar' | 'lines' | 'none';
+  /** The method's own flags, by commander property name (strings until the method's spec parses them). */
+  [flag: string]: unknown;
 }
 
 export interface TrainOutcome {
   method: string;
+  options: Record<string, unknown>;
   trainableParameters: number;
   backboneParameters: number;
   evalTop1?: number;
@@ -39,18 +43,18 @@ export interface TrainOutcome {
   protocol?: Awaited<ReturnType<typeof runVtabProtocol>>;
 }
 
-/** vqt train: fit one method on a VTAB-style task folder and save its adapter. */
+/** vqt train: fit one method (or stack) on a task folder and save its adapter. */
 export async function trainCommand(options: TrainCommandOptions): Promise<TrainOutcome> {
+  const { spec, config: flags } = methodConfigFromFlags(options.method, options);
   const backbone = loadVit(options.checkpoint, { heads: options.heads });
   const vit = backbone.model;
-  const method = createMethod(options.method);
   const imageSize = vit.config.imageSize;
-  const open = (split: string) => openTaskSplit(options.data, parseSplit(split), imageSize, options.normalization);
-  const outcome: TrainOutcome = { method: method.name, trainableParameters: 0, backboneParameters: vit.parameterCount() };
+  const open = async (split: string) => asImageSplit(await openTaskSplit(options.data, parseSplit(split), imageSize, options.normalization));
+  const outcome: TrainOutcome = { method: spec.name, options: {}, trainableParameters: 0, backboneParameters: vit.parameterCount() };
   let announced = false;
-  const context = {
+  const context: Omit<FitContext, 'hp'> = {
     backbone,
-    options,
+    runtime: runtimeFromFlags(options),
     log,
     announce: (trainable: number) => {
       if (announced) return;
@@ -68,6 +72,7 @@ export async function trainCommand(options: TrainCommandOptions): Promise<TrainO
       resume: options.resume,
     },
   };
+  const config = resolveAnyConfig(spec, flags, 'command line');
   mkdirSync(options.out, { recursive: true });
   const stateFile = join(options.out, 'trainer_state.safetensors');
   if (options.resume && !options.protocol && existsSync(stateFile)) {
@@ -75,61 +80,64 @@ export async function trainCommand(options: TrainCommandOptions): Promise<TrainO
     log(`resuming from ${stateFile} after epoch ${progress.epochsDone ?? '?'}`);
   }
   const trainSplit = await open(options.split);
-  log(`task ${trainSplit.task ?? options.data}: ${trainSplit.size} images in ${trainSplit.split}, ${trainSplit.numClasses} classes, image size ${imageSize}`);
+  log(`task ${options.data}: ${trainSplit.size} images in ${options.split}, ${trainSplit.numClasses} classes, image size ${imageSize}`);
 
-  let final: TrainedMethod;
-  if (options.protocol) {
-    // The protocol trains many models; a resumable per-run state file would mix them up.
-    const perRun = { ...context, train: { ...context.train, checkpointFile: undefined, resume: false } };
-    const splits = new Map<string, Awaited<ReturnType<typeof open>>>();
-    const splitNamed = async (name: string) => {
-      if (!splits.has(name)) splits.set(name, await open(name));
-      return splits.get(name)!;
-    };
-    let kept: TrainedMethod | undefined;
-    outcome.protocol = await runVtabProtocol(
-      { lr: options.lrGrid ?? [options.lr], weightDecay: options.wdGrid ?? [options.wd] },
-      {
-        train: async (hp: HyperParameters, split) => method.fit(perRun, hp, await splitNamed(split)),
-        evaluate: async (model, split) => (await model.evaluate(await splitNamed(split), options.batch)).top1,
-        dispose: (model) => {
-          if (model !== kept) model.dispose();
+  let final: FittedMethod;
+  try {
+    if (options.protocol) {
+      // The protocol trains many models; a resumable per-run state file would mix them up.
+      const perRun = { ...context, train: { ...context.train, checkpointFile: undefined, resume: false } };
+      const splits = new Map<string, Awaited<ReturnType<typeof open>>>();
+      const splitNamed = async (name: string) => {
+        if (!splits.has(name)) splits.set(name, await open(name));
+        return splits.get(name)!;
+      };
+      outcome.protocol = await runVtabProtocol(
+        { lr: options.lrGrid ?? [options.lr], weightDecay: options.wdGrid ?? [options.wd] },
+        {
+          train: async (hp: HyperParameters, split) => spec.fit(config, { ...perRun, hp }, await splitNamed(split)),
+          evaluate: async (model, split) => (await evaluateFitted(model, await splitNamed(split), options.batch)).top1,
+          dispose: (model) => model.dispose(),
+          log,
         },
-        log,
+      );
+      // Refit on train800val200 with the best point, to save that adapter.
+      final = await spec.fit(config, { ...perRun, hp: outcome.protocol.best }, await splitNamed('train800val200'));
+      outcome.evalSplit = 'test';
+      outcome.evalTop1 = outcome.protocol.testTop1;
+    } else {
+      final = await spec.fit(config, { ...context, hp: { lr: options.lr, weightDecay: options.wd } }, trainSplit);
+    }
+    outcome.trainableParameters = final.trainableParameters();
+    outcome.options = final.options();
+    if (!options.protocol && options.evalSplit) {
+      const result = await evaluateFitted(final, await open(options.evalSplit), options.batch);
+      outcome.evalSplit = options.evalSplit;
+      outcome.evalTop1 = result.top1;
+      log(`${options.evalSplit} top-1: ${(100 * result.top1).toFixed(2)}% (${result.correct}/${result.count})`);
+    }
+    saveFitted(options.out, final, backbone, {
+      labelNames: trainSplit.labelNames,
+      training: {
+        data: resolve(options.data),
+        split: options.split,
+        epochs: options.epochs,
+        lr: options.lr,
+        weightDecay: options.wd,
+        batchSize: options.batch,
+        optimizer: options.optimizer,
+        seed: options.seed,
+        normalization: options.normalization,
+        ...(outcome.protocol ? { protocol: outcome.protocol } : {}),
+        ...(outcome.evalTop1 !== undefined ? { [`${outcome.evalSplit}Top1`]: outcome.evalTop1 } : {}),
       },
-    );
-    // Refit on train800val200 with the best point, to save that adapter.
-    kept = await method.fit(perRun, outcome.protocol.best, await splitNamed('train800val200'));
-    final = kept;
-    outcome.evalSplit = 'test';
-    outcome.evalTop1 = outcome.protocol.testTop1;
-  } else {
-    final = await method.fit(context, { lr: options.lr, weightDecay: options.wd }, trainSplit);
+    });
+    writeFileSync(join(options.out, 'train_summary.json'), `${JSON.stringify(outcome, null, 2)}\n`);
+    log(`adapter saved to ${options.out}`);
+    final.dispose();
+  } finally {
+    for (const part of spec.name.split('+')) await getMethod(part).close?.();
+    vit.dispose();
   }
-  outcome.trainableParameters = final.trainableParameters();
-  if (!options.protocol && options.evalSplit) {
-    const result = await final.evaluate(await open(options.evalSplit), options.batch);
-    outcome.evalSplit = options.evalSplit;
-    outcome.evalTop1 = result.top1;
-    log(`${options.evalSplit} top-1: ${(100 * result.top1).toFixed(2)}% (${result.correct}/${result.count})`);
-  }
-  final.save(options.out, {
-    task: trainSplit.task,
-    data: resolve(options.data),
-    split: options.split,
-    epochs: options.epochs,
-    lr: options.lr,
-    weightDecay: options.wd,
-    batchSize: options.batch,
-    optimizer: options.optimizer,
-    seed: options.seed,
-    ...(outcome.protocol ? { protocol: outcome.protocol } : {}),
-    ...(outcome.evalTop1 !== undefined ? { [`${outcome.evalSplit}Top1`]: outcome.evalTop1 } : {}),
-  });
-  writeFileSync(join(options.out, 'train_summary.json'), `${JSON.stringify(outcome, null, 2)}\n`);
-  log(`adapter saved to ${options.out}`);
-  final.dispose();
-  await method.close?.();
-  vit.dispose();
   return outcome;
 }

@@ -13,3 +13,4 @@ export {
   type ImageBatch,
   type Prediction,
 } from './hooked.js';
+export { linearMethod, createLinearMethod, clsFeatures, type LinearConfig } from './linear.js';

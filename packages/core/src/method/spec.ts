@@ -40,6 +40,8 @@ export interface MethodSpec<C extends object = Record<string, unknown>> {
    * prefix) plus `head.*` when it owns the head. Unknown or missing tensors are errors naming them.
    */
   open(config: C, tensors: ReadonlyMap<string, HostTensor>, context: OpenContext): FittedMethod;
+  /** Frees what the method keeps across fits (feature caches); the VTAB protocol fits many times on one split. */
+  close?(): Promise<void>;
 }
 
 export type OptionKind = 'int' | 'number' | 'fraction' | 'boolean' | 'string' | 'intList' | 'stringList' | 'choice';
@@ -58,6 +60,8 @@ export interface MethodOption {
   readonly max?: number;
   /** Whether `undefined` is a valid value (the default may then be undefined). */
   readonly optional?: boolean;
+  /** State the method saves (e.g. kept feature indices), not a command-line flag. */
+  readonly hidden?: boolean;
 }
 
 /** Host image batches with a seeded order: a VTAB split, an image folder, images in memory. */
