@@ -5,6 +5,7 @@ export * from './vit/config.js';
 export type * from './vit/params.js';
 export { VisionTransformer, type ForwardOptions, type ForwardResult } from './vit/vit.js';
 export { VitBlock } from './vit/block.js';
+export { checkpointed, blockActivationBytes, defaultCheckpointBudget, type CheckpointingMode } from './vit/checkpointing.js';
 export { resamplePosEmbed } from './vit/resample.js';
 export { randomVit } from './vit/random.js';
 export * from './io/index.js';

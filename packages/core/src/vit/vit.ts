@@ -4,6 +4,7 @@ import { layerNorm } from '../ops/layer-norm.js';
 import { linear } from '../ops/linear.js';
 import { isRecordingGradients, untaped } from '../ops/tape.js';
 import { VitBlock, type BlockRun } from './block.js';
+import { blockActivationBytes, canCheckpoint, checkpointed, defaultCheckpointBudget, type CheckpointingMode } from './checkpointing.js';
 import { gridSize, numTokens, validateConfig, type VitConfig } from './config.js';
 import type { VitParams } from './params.js';
 
@@ -21,6 +22,8 @@ export interface ForwardOptions {
   tapeBackbone?: boolean;
   /** Testing aid: compute side queries with explicit keys/values instead of from LN1(x). */
   sideQueryMode?: 'auto' | 'explicit';
+  /** Per-block gradient checkpointing of the taped blocks (default: the model's `checkpointing`). */
+  checkpointing?: CheckpointingMode;
 }
 
 export interface ForwardResult {
@@ -37,6 +40,12 @@ export interface ForwardResult {
  */
 export class VisionTransformer {
   readonly blocks: VitBlock[];
+  /**
+   * Gradient checkpointing for methods that backpropagate through blocks: 'auto' recomputes each
+   * taped block in the backward pass when their activations would pass `checkpointBudgetBytes`.
+   */
+  checkpointing: CheckpointingMode = 'auto';
+  checkpointBudgetBytes?: number;
 
   constructor(
     readonly config: VitConfig,
@@ -99,25 +108,34 @@ export class VisionTransformer {
       return embedded;
     });
 
+    const checkpoint = this.checkpointTapedBlocks(hooks, options, batch, firstTaped);
+    const trainable = checkpoint ? [...new Set(hooks.flatMap((h) => h.trainableVariables()))] : [];
     for (let m = 0; m < this.blocks.length; m++) {
       const block = this.blocks[m];
       const input = x;
-      const [output, ln1] = onTape(m, () =>
-        this.tidyKeeping(retained, (keep) => {
-          const { output: out, ln1: normed } = block.forwardTokens(input, this.blockRun(m, batch, options, hooks, keep));
-          return [out, normed];
-        }),
-      ) as [tf.Tensor3D, tf.Tensor3D];
+      const runBlock = (tokens: tf.Tensor3D, keep: Set<tf.Tensor>) => block.forwardTokens(tokens, this.blockRun(m, batch, options, hooks, keep));
+      const [output, ln1] = (
+        checkpoint && m >= firstTaped
+          ? [checkpointed((tokens) => tf.tidy(() => runBlock(tokens, new Set()).output), input, trainable), undefined]
+          : onTape(m, () =>
+              this.tidyKeeping(retained, (keep) => {
+                const { output: out, ln1: normed } = runBlock(input, keep);
+                return [out, normed];
+              }),
+            )
+      ) as [tf.Tensor3D, tf.Tensor3D | undefined];
       // Side queries are all that is recorded when the backbone itself needs no gradient.
-      this.tidyKeeping(retained, (keep) => {
-        this.runSideQueries(block, ln1, this.blockRun(m, batch, options, hooks, keep), options.sideQueryMode);
-        return [];
-      });
+      if (ln1) {
+        this.tidyKeeping(retained, (keep) => {
+          this.runSideQueries(block, ln1, this.blockRun(m, batch, options, hooks, keep), options.sideQueryMode);
+          return [];
+        });
+      }
       x = output;
       if (options.returnBlocks) blocks.push(x);
       const inputIsReturned = options.returnBlocks && m > 0;
       if (!inputIsReturned && !retained.has(input)) input.dispose();
-      if (!retained.has(ln1)) ln1.dispose();
+      if (ln1 && !retained.has(ln1)) ln1.dispose();
     }
 
     const last = x;
@@ -157,6 +175,16 @@ export class VisionTransformer {
       const out = block.sideQueries(ln1, queries, run, mode);
       hook.sideQueryOutput?.(out, run.ctx);
     }
+  }
+
+  /** Whether the taped blocks run checkpointed: never with taps or side queries (they would see blocks twice). */
+  private checkpointTapedBlocks(hooks: readonly Hook[], options: ForwardOptions, batch: number, firstTaped: number): boolean {
+    const mode = options.checkpointing ?? this.checkpointing;
+    if (mode === 'off' || firstTaped >= this.blocks.length || !canCheckpoint(hooks)) return false;
+    if (mode === 'on') return true;
+    const { dim, heads, mlpRatio } = this.config;
+    const perBlock = blockActivationBytes(batch, this.numTokens, dim, heads, mlpRatio);
+    return perBlock * (this.blocks.length - firstTaped) > (this.checkpointBudgetBytes ?? defaultCheckpointBudget());
   }
 
   private firstTapedBlock(hooks: readonly Hook[]): number {

@@ -1,0 +1,63 @@
+import * as tf from '@tensorflow/tfjs';
+import { customOp } from '../ops/custom-op.js';
+import { untaped } from '../ops/tape.js';
+import type { Hook } from '../hooks.js';
+
+/** 'auto' checkpoints when the estimated activation bytes of the taped blocks pass the budget. */
+export type CheckpointingMode = 'auto' | 'on' | 'off';
+
+/**
+ * Bytes a block's forward keeps for its backward, per token: about 16 D floats (inputs of both
+ * norms, q/k/v, attention output, residual, fc1 and GELU outputs at 4 D each, ...) plus 2 H L for the
+ * attention scores and probabilities.
+ */
+export function blockActivationBytes(batch: number, tokens: number, dim: number, heads: number, mlpRatio: number): number {
+  return 4 * batch * tokens * ((8 + 2 * mlpRatio) * dim + 2 * heads * tokens);
+}
+
+/**
+ * Default budget for the activations of the taped blocks: the wasm heap tops out at 4 GiB (32-bit
+ * wasm), and weights, optimiser state and the backward's own temporaries need the rest.
+ */
+export function defaultCheckpointBudget(): number {
+  return tf.getBackend() === 'wasm' ? 1.5 * 2 ** 30 : 8 * 2 ** 30;
+}
+
+/** Hooks that read values (taps) or add rows (side queries) would see a recomputed block twice. */
+export function canCheckpoint(hooks: readonly Hook[]): boolean {
+  return !hooks.some((h) => h.tap || h.sideQueries);
+}
+
+interface EngineState {
+  activeTape: unknown;
+}
+
+/**
+ * Runs `block(x)` off the tape and recomputes it in the backward pass (gradient checkpointing), so
+ * a block keeps only its input alive between forward and backward. `variables` are the trainable
+ * variables the block reads (hook parameters; backbone weights under full fine-tuning): their
+ * gradients come from the recomputation. Frozen weights are not inputs, so no gradient is computed
+ * for them.
+ */
+export function checkpointed(block: (x: tf.Tensor3D) => tf.Tensor3D, x: tf.Tensor3D, variables: readonly tf.Variable[]): tf.Tensor3D {
+  const op = customOp(([input], save) => {
+    save([input]);
+    const value = untaped(() => block(input as tf.Tensor3D));
+    return {
+      value,
+      gradFunc: (dy, [savedInput]) => {
+        // A nested gradient replaces the engine's active tape and clears it when done: keep the outer one.
+        const state = (tf.engine() as unknown as { state: EngineState }).state;
+        const outerTape = state.activeTape;
+        try {
+          const { value: recomputed, grads } = tf.engine().gradients(() => block(savedInput as tf.Tensor3D), [savedInput, ...variables], dy as tf.Tensor3D, true);
+          recomputed.dispose();
+          return grads.map((g, i) => g ?? tf.zerosLike(i === 0 ? savedInput : variables[i - 1]));
+        } finally {
+          state.activeTape = outerTape;
+        }
+      },
+    };
+  });
+  return op(x, ...variables) as tf.Tensor3D;
+}

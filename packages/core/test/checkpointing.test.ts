@@ -1,0 +1,107 @@
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initBackend, linear, peakNewBufferBytes, randomVit, type Hook, type VisionTransformer } from '../src/index.js';
+import { images, maxAbsDiff, TINY } from './helpers.js';
+
+// Hooks that adapt tokens in every way a block offers: prompts (before/after), a delta on q and fc1,
+// and a branch beside the MLP, each with trainable variables, and dropout seeded per block.
+function adaptingHooks(dim: number, depth: number) {
+  const v = (shape: number[], seed: number) => tf.tidy(() => tf.variable(tf.randomNormal(shape, 0, 0.2, 'float32', seed)));
+  const prompts = Array.from({ length: depth }, (_, m) => v([2, dim], 10 + m));
+  const deltaQ = v([dim, dim], 30);
+  const down = v([dim, 4], 31);
+  const up = v([4, dim], 32);
+  const hooks: Hook[] = [
+    {
+      name: 'prompts',
+      trainableVariables: () => prompts,
+      beforeBlock: (x, ctx) => {
+        const [b] = x.shape;
+        const p = tf.tile(tf.expandDims(prompts[ctx.block], 0), [b, 1, 1]) as tf.Tensor3D;
+        const cls = tf.slice(x, [0, 0, 0], [b, 1, dim]);
+        return tf.concat([cls, p, tf.slice(x, [0, 1, 0], [b, x.shape[1] - 1, dim])], 1) as tf.Tensor3D;
+      },
+      afterBlock: (x) => tf.concat([tf.slice(x, [0, 0, 0], [x.shape[0], 1, dim]), tf.slice(x, [0, 3, 0], [x.shape[0], x.shape[1] - 3, dim])], 1) as tf.Tensor3D,
+    },
+    {
+      name: 'deltas',
+      trainableVariables: () => [deltaQ],
+      linearDelta: (layer, input) => (layer === 'q' ? linear(input, deltaQ) : undefined),
+    },
+    {
+      name: 'branch',
+      trainableVariables: () => [down, up],
+      mlpParallel: (x1, ctx) => {
+        const hidden = tf.relu(linear(x1, down));
+        const kept = ctx.training ? tf.mul(hidden, tf.step(tf.randomUniform(hidden.shape, 0, 1, 'float32', ctx.seed + ctx.block), 0.5)) : hidden;
+        return linear(kept, up);
+      },
+    },
+  ];
+  return { hooks, variables: [...prompts, deltaQ, down, up] };
+}
+
+let vit: VisionTransformer;
+beforeAll(async () => {
+  await initBackend({ backend: 'wasm' });
+  vit = randomVit(TINY, 5);
+});
+afterAll(() => vit.dispose());
+
+function gradients(mode: 'on' | 'off', hooks: Hook[], variables: tf.Variable[], x: tf.Tensor4D) {
+  return tf.variableGrads(() => tf.sum(tf.square(vit.forward(x, { hooks, training: true, seed: 9, checkpointing: mode }).cls)), variables);
+}
+
+describe('per-block gradient checkpointing', () => {
+  it('gives the same loss and gradients as the plain backward, with dropout, and leaks nothing', () => {
+    const { hooks, variables } = adaptingHooks(TINY.dim, TINY.depth);
+    const x = images(2, TINY.imageSize, 3);
+    const before = tf.memory().numTensors;
+    for (let repeat = 0; repeat < 2; repeat++) {
+      const plain = gradients('off', hooks, variables, x);
+      const checkpointed = gradients('on', hooks, variables, x);
+      expect(Math.abs(plain.value.dataSync()[0] - checkpointed.value.dataSync()[0])).toBeLessThan(1e-5);
+      for (const v of variables) expect(maxAbsDiff(plain.grads[v.name], checkpointed.grads[v.name])).toBeLessThan(1e-5);
+      expect(tf.tidy(() => tf.sum(tf.abs(checkpointed.grads[variables[0].name])).dataSync()[0])).toBeGreaterThan(0);
+      tf.dispose([plain.value, checkpointed.value, ...Object.values(plain.grads), ...Object.values(checkpointed.grads)]);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([x, ...variables]);
+  });
+
+  it('keeps less alive during a step: only each block input, not its activations', async () => {
+    const { hooks, variables } = adaptingHooks(TINY.dim, TINY.depth);
+    const x = images(8, TINY.imageSize, 4);
+    const step = (mode: 'on' | 'off') =>
+      peakNewBufferBytes(() => {
+        const { value, grads } = gradients(mode, hooks, variables, x);
+        tf.dispose([value, ...Object.values(grads)]);
+      });
+    const plain = await step('off');
+    const checkpointed = await step('on');
+    expect(checkpointed).toBeLessThan(0.7 * plain);
+    tf.dispose([x, ...variables]);
+  });
+
+  it("'auto' checkpoints only past the byte budget", () => {
+    const { hooks, variables } = adaptingHooks(TINY.dim, TINY.depth);
+    const x = images(2, TINY.imageSize, 5);
+    const nodes = (budget: number) => {
+      vit.checkpointBudgetBytes = budget;
+      let count = 0;
+      const { value, grads } = tf.variableGrads(() => {
+        const out = tf.sum(vit.forward(x, { hooks, training: false, seed: 0 }).cls);
+        count = ((tf.engine() as unknown as { state: { activeTape: unknown[] } }).state.activeTape ?? []).length;
+        return out;
+      }, variables);
+      tf.dispose([value, ...Object.values(grads)]);
+      return count;
+    };
+    const small = nodes(1);
+    const large = nodes(2 ** 40);
+    vit.checkpointBudgetBytes = undefined;
+    // Checkpointed: one tape node per block instead of every op of the block.
+    expect(small).toBeLessThan(large / 5);
+    tf.dispose([x, ...variables]);
+  });
+});
