@@ -50,9 +50,10 @@ const options = (extra: Partial<TrainOptions> = {}): TrainOptions => ({
 });
 
 describe('schedule', () => {
-  it('warms up linearly from zero, then follows half a cosine to zero', () => {
-    expect(warmupCosineLr(1, 0, 10, 2)).toBe(0);
-    expect(warmupCosineLr(1, 1, 10, 2)).toBe(0.5);
+  it('warms up linearly without an epoch at rate 0, then follows half a cosine to zero', () => {
+    // No epoch at rate 0: the warmup climbs in equal steps to the peak.
+    expect(warmupCosineLr(1, 0, 10, 2)).toBeCloseTo(1 / 3, 10);
+    expect(warmupCosineLr(1, 1, 10, 2)).toBeCloseTo(2 / 3, 10);
     expect(warmupCosineLr(1, 2, 10, 2)).toBe(1);
     expect(warmupCosineLr(1, 6, 10, 2)).toBeCloseTo(0.5, 10);
     expect(warmupCosineLr(1, 10, 10, 2)).toBeCloseTo(0, 10);

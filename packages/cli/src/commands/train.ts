@@ -48,6 +48,7 @@ export async function trainCommand(options: TrainCommandOptions): Promise<TrainO
   const { spec, config: flags } = methodConfigFromFlags(options.method, options);
   const backbone = loadVit(options.checkpoint, { heads: options.heads });
   const vit = backbone.model;
+  vit.checkpointing = options.checkpointing ?? 'auto';
   const imageSize = vit.config.imageSize;
   const open = async (split: string) => asImageSplit(await openTaskSplit(options.data, parseSplit(split), imageSize, options.normalization));
   const outcome: TrainOutcome = { method: spec.name, options: {}, trainableParameters: 0, backboneParameters: vit.parameterCount() };
