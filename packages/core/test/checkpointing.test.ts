@@ -26,15 +26,15 @@ function adaptingHooks(dim: number, depth: number) {
     {
       name: 'deltas',
       trainableVariables: () => [deltaQ],
-      linearDelta: (layer, input) => (layer === 'q' ? linear(input, deltaQ) : undefined),
+      linearDelta: (layer, input) => (layer === 'q' ? linear(input, deltaQ as tf.Tensor2D) : undefined),
     },
     {
       name: 'branch',
       trainableVariables: () => [down, up],
       mlpParallel: (x1, ctx) => {
-        const hidden = tf.relu(linear(x1, down));
+        const hidden = tf.relu(linear(x1, down as tf.Tensor2D));
         const kept = ctx.training ? tf.mul(hidden, tf.step(tf.randomUniform(hidden.shape, 0, 1, 'float32', ctx.seed + ctx.block), 0.5)) : hidden;
-        return linear(kept, up);
+        return linear(kept as tf.Tensor2D, up as tf.Tensor2D);
       },
     },
   ];
@@ -49,7 +49,7 @@ beforeAll(async () => {
 afterAll(() => vit.dispose());
 
 function gradients(mode: 'on' | 'off', hooks: Hook[], variables: tf.Variable[], x: tf.Tensor4D) {
-  return tf.variableGrads(() => tf.sum(tf.square(vit.forward(x, { hooks, training: true, seed: 9, checkpointing: mode }).cls)), variables);
+  return tf.variableGrads(() => tf.sum(tf.square(vit.forward(x, { hooks, training: true, seed: 9, checkpointing: mode }).cls)) as tf.Scalar, variables);
 }
 
 describe('per-block gradient checkpointing', () => {
@@ -90,7 +90,7 @@ describe('per-block gradient checkpointing', () => {
       vit.checkpointBudgetBytes = budget;
       let count = 0;
       const { value, grads } = tf.variableGrads(() => {
-        const out = tf.sum(vit.forward(x, { hooks, training: false, seed: 0 }).cls);
+        const out = tf.sum(vit.forward(x, { hooks, training: false, seed: 0 }).cls) as tf.Scalar;
         count = ((tf.engine() as unknown as { state: { activeTape: unknown[] } }).state.activeTape ?? []).length;
         return out;
       }, variables);

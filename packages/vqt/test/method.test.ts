@@ -22,7 +22,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { vqtMethod } from '../src/index.js';
+import { saveVqtAdapter, VqtModel, vqtMethod } from '../src/index.js';
 import { fixtureConfig, hostImages, hostLabels, maxAbsDiff } from './helpers.js';
 
 /** A small adapting method written against core's plugin interface: a bottleneck beside every MLP. */
@@ -30,7 +30,7 @@ function toyAdapter(): MethodSpec<{ bottleneck: number }> {
   const make = (dim: number, r: number, seed: number) => {
     const down = tf.tidy(() => tf.variable(tf.randomNormal([dim, r], 0, 0.2, 'float32', seed), true, `toy.down.${seed}.${Math.random()}`));
     const up = tf.tidy(() => tf.variable(tf.randomNormal([r, dim], 0, 0.2, 'float32', seed + 1), true, `toy.up.${seed}.${Math.random()}`));
-    const hook: Hook = { name: 'toyadapt', trainableVariables: () => [down, up], mlpParallel: (x1) => linear(tf.relu(linear(x1, down)), up) };
+    const hook: Hook = { name: 'toyadapt', trainableVariables: () => [down, up], mlpParallel: (x1) => linear(tf.relu(linear(x1, down as tf.Tensor2D)), up as tf.Tensor2D) };
     return { down, up, hook };
   };
   const fitted = (backbone: LoadedVit, numClasses: number, parts: ReturnType<typeof make>, bottleneck: number) => {
@@ -158,6 +158,38 @@ describe('stacks', () => {
     const { tensors } = readSafetensors(file);
     writeSafetensors(file, Object.fromEntries([...tensors].filter(([k]) => !k.startsWith('toyadapt.'))));
     expect(() => openFitted(dir, backbone)).toThrow(/base is missing/);
+  });
+
+  it('reuses a base fitted earlier (vqt train --base) without refitting or disposing it', async () => {
+    const { getMethod, stackSpec } = await import('@vqt/core');
+    const toy = getMethod('toyadapt');
+    const base = await toy.fit({ bottleneck: 2 }, context(), split);
+    const stacked = await stackSpec('toyadapt+vqt').fit({ toyadapt: { bottleneck: 2 }, vqt: {} }, { ...context(), base }, split);
+    const fromBase = base.exportTensors();
+    const fromStack = stacked.exportTensors();
+    expect(maxAbsDiff(fromBase['toyadapt.down'], fromStack['toyadapt.down'])).toBe(0);
+    tf.dispose([...Object.values(fromBase), ...Object.values(fromStack)]);
+    stacked.dispose();
+    tf.tidy(() => {
+      expect(base.logits(images).shape).toEqual([8, 3]); // still alive: its owner disposes it
+    });
+    base.dispose();
+    await expect(stackSpec('toyadapt+vqt').fit({ toyadapt: {}, vqt: {} }, { ...context(), base: await vqtMethod.fit(resolveMethodConfig(vqtMethod, {}), context(), split) }, split)).rejects.toThrow(
+      /the given base is a "vqt" adapter, not "toyadapt"/,
+    );
+    await vqtMethod.close?.();
+  });
+
+  it('opens adapters written before the registry (saveVqtAdapter format)', () => {
+    const model = new VqtModel(backbone.model, { numClasses: 3, queries: 2, headInitStd: 0.1, seed: 4 });
+    const dir = mkdtempSync(join(tmpdir(), 'vqt-old-'));
+    saveVqtAdapter(dir, model, backbone);
+    const { fitted } = openFitted(dir, backbone);
+    tf.tidy(() => {
+      expect(maxAbsDiff(model.logits({ images, labels: new Int32Array(8) }, { training: false, seed: 0 }), fitted.logits(images))).toBeLessThan(1e-6);
+    });
+    fitted.dispose();
+    model.dispose();
   });
 
   it('refuses an adapter of an unregistered method, an unknown tensor, and another backbone', async () => {

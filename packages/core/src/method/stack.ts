@@ -34,14 +34,18 @@ export function stackSpec(name: string): MethodSpec<StackConfig> {
     defaults: { [base.name]: { ...base.defaults }, [top.name]: { ...top.defaults } },
     options: [],
     async fit(config, context, data) {
-      context.log(`stack ${name}: stage 1, ${base.name} with its own head`);
-      const fittedBase = await base.fit(resolveMethodConfig(base, config[base.name] ?? {}), context, data);
+      // A base fitted earlier (`vqt train --base DIR`) is reused as it is; its owner disposes it.
+      if (context.base && context.base.method !== base.name) {
+        throw new Error(`stack "${name}": the given base is a "${context.base.method}" adapter, not "${base.name}"`);
+      }
+      if (!context.base) context.log(`stack ${name}: stage 1, ${base.name} with its own head`);
+      const fittedBase = context.base ?? (await base.fit(resolveMethodConfig(base, config[base.name] ?? {}), context, data));
       try {
         context.log(`stack ${name}: stage 2, ${top.name} on the frozen ${base.name}`);
         const fittedTop = await top.fit(resolveMethodConfig(top, config[top.name] ?? {}), { ...context, base: fittedBase }, data);
-        return stackFitted(name, fittedBase, fittedTop);
+        return stackFitted(name, fittedBase, fittedTop, !context.base);
       } catch (error) {
-        fittedBase.dispose();
+        if (!context.base) fittedBase.dispose();
         throw error;
       }
     },
@@ -53,7 +57,7 @@ export function stackSpec(name: string): MethodSpec<StackConfig> {
       const fittedBase = base.open(resolveMethodConfig(base, config[base.name] ?? {}, context.file), baseTensors, { ...context, headless: true });
       try {
         const fittedTop = top.open(resolveMethodConfig(top, config[top.name] ?? {}, context.file), topTensors, { ...context, base: fittedBase });
-        return stackFitted(name, fittedBase, fittedTop);
+        return stackFitted(name, fittedBase, fittedTop, true);
       } catch (error) {
         fittedBase.dispose();
         throw error;
@@ -62,7 +66,7 @@ export function stackSpec(name: string): MethodSpec<StackConfig> {
   };
 }
 
-function stackFitted(name: string, base: FittedMethod, top: FittedMethod): FittedMethod {
+function stackFitted(name: string, base: FittedMethod, top: FittedMethod, ownsBase: boolean): FittedMethod {
   return {
     method: name,
     numClasses: top.numClasses,
@@ -83,7 +87,7 @@ function stackFitted(name: string, base: FittedMethod, top: FittedMethod): Fitte
     },
     dispose: () => {
       top.dispose();
-      base.dispose();
+      if (ownsBase) base.dispose();
     },
   };
 }
