@@ -106,6 +106,7 @@ export function createVqtMethod(): MethodSpec<VqtMethodConfig> {
       { key: 'keptIndices', flag: 'kept-indices', kind: 'intList', min: 0, optional: true, hidden: true, description: 'kept head-input features (saved after selection)' },
     ],
     async fit(config, context, data) {
+      if (context.joint) return fitJoint(config, context, data);
       const model = new VqtModel(context.backbone.model, {
         numClasses: data.numClasses,
         queries: config.queries,
@@ -158,6 +159,26 @@ export function createVqtMethod(): MethodSpec<VqtMethodConfig> {
       caches.clear();
     },
   };
+}
+
+/** Joint stacking: the base's hooks train with the queries from images (the features change every step, so no cache). */
+async function fitJoint(config: VqtMethodConfig, context: FitContext, data: ImageSplit): Promise<FittedMethod> {
+  const baseHooks = context.base?.trainableHooks?.();
+  if (!baseHooks) throw new Error('vqt: joint training needs a base method with trainable hooks');
+  if (config.select !== undefined) throw new Error('vqt: --select needs frozen features; use the two-stage stack (without --joint)');
+  const model = new VqtModel(context.backbone.model, {
+    numClasses: data.numClasses,
+    queries: config.queries,
+    featureNorm: config.featureNorm,
+    dropout: config.dropout,
+    initRange: config.initRange,
+    seed: config.seed ?? context.train.seed,
+    baseHooks,
+    trainBaseHooks: true,
+  });
+  context.announce?.(model.parameterCount());
+  await trainModel(model, imageSplitSource(data), { ...context.train, lr: context.hp.lr, weightDecay: context.hp.weightDecay });
+  return fittedVqt(model, config);
 }
 
 export const vqtMethod = registerMethod(createVqtMethod());

@@ -33,6 +33,11 @@ export interface VqtModelOptions extends Partial<VqtConfig> {
    * variables; their own weights are saved by their own method, not in the VQT adapter.
    */
   baseHooks?: readonly Hook[];
+  /**
+   * Joint stacking: the base hooks train together with the queries (their variables join this
+   * model's), so the backbone from their first adapted block is on the tape and no cache applies.
+   */
+  trainBaseHooks?: boolean;
 }
 
 export interface StepInfo {
@@ -60,15 +65,17 @@ export class VqtModel implements TrainableModel<VqtBatch> {
   private keptTensor?: tf.Tensor1D;
   private readonly tapeBackbone: boolean;
   readonly baseHooks: readonly Hook[];
+  readonly trainBaseHooks: boolean;
 
   constructor(
     readonly vit: VisionTransformer,
     options: VqtModelOptions,
   ) {
-    const { numClasses, headInitStd, headSeed, tapeBackbone, baseHooks, ...vqt } = options;
+    const { numClasses, headInitStd, headSeed, tapeBackbone, baseHooks, trainBaseHooks, ...vqt } = options;
     if (!Number.isInteger(numClasses) || numClasses < 1) throw new Error(`vqt: numClasses must be a positive integer (got ${numClasses})`);
+    this.trainBaseHooks = trainBaseHooks ?? false;
     const trainable = (baseHooks ?? []).find((h) => h.trainableVariables().length > 0);
-    if (trainable) throw new Error(`vqt: base hook "${trainable.name}" has trainable variables; VQT stacks on frozen hooks (train that method first)`);
+    if (trainable && !this.trainBaseHooks) throw new Error(`vqt: base hook "${trainable.name}" has trainable variables; VQT stacks on frozen hooks (train that method first)`);
     this.baseHooks = baseHooks ?? [];
     const { depth, dim, patchSize } = vit.config;
     this.hook = new VqtHook({ depth, dim, patchSize }, vqt);
@@ -87,7 +94,8 @@ export class VqtModel implements TrainableModel<VqtBatch> {
   trainableVariables(): tf.Variable[] {
     // Selection freezes the queries (paper sec. 3.2): only the head over kept features trains.
     if (this.keptIndices) return [this.headWeight, this.headBias];
-    return [...this.hook.trainableVariables(), this.headWeight, this.headBias];
+    const base = this.trainBaseHooks ? this.baseHooks.flatMap((h) => h.trainableVariables()) : [];
+    return [...base, ...this.hook.trainableVariables(), this.headWeight, this.headBias];
   }
 
   /** Width of the head's input: featureDim, or the kept count after selection. */
@@ -123,6 +131,7 @@ export class VqtModel implements TrainableModel<VqtBatch> {
 
   /** Caches the frozen features of `source` for this backbone; spilled rows use the config's spillDtype. */
   buildCache(source: HostImageBatches, options: FeatureCacheOptions = {}): Promise<FeatureCache> {
+    if (this.trainBaseHooks) throw new Error('vqt: base hooks that train with the queries change the features every step; a cache cannot hold them');
     return FeatureCache.build(this.vit, source, { spillDtype: this.config.spillDtype, hooks: this.baseHooks, ...options });
   }
 

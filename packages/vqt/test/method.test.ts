@@ -180,6 +180,24 @@ describe('stacks', () => {
     await vqtMethod.close?.();
   });
 
+  it('--joint: the base trains together with the queries, from its initial values, and the stack reopens exactly', async () => {
+    const { getMethod, stackSpec } = await import('@vqt/core');
+    const initial = await getMethod('toyadapt').fit({ bottleneck: 2 }, { ...context(), train: { ...train, epochs: 0 } }, split);
+    const joint = await stackSpec('toyadapt+vqt').fit({ toyadapt: { bottleneck: 2 }, vqt: {} }, { ...context(), joint: true }, split);
+    const before = initial.exportTensors();
+    const after = joint.exportTensors();
+    expect(maxAbsDiff(before['toyadapt.down'], after['toyadapt.down'])).toBeGreaterThan(1e-4);
+    const dir = mkdtempSync(join(tmpdir(), 'vqt-joint-'));
+    saveFitted(dir, joint, backbone);
+    const { fitted: reopened } = openFitted(dir, backbone);
+    tf.tidy(() => {
+      expect(maxAbsDiff(joint.logits(images), reopened.logits(images))).toBeLessThan(1e-6);
+    });
+    tf.dispose([...Object.values(before), ...Object.values(after)]);
+    for (const f of [initial, joint, reopened]) f.dispose();
+    await expect(stackSpec('toyadapt+vqt').fit({ toyadapt: {}, vqt: { select: 0.5 } }, { ...context(), joint: true }, split)).rejects.toThrow(/--select needs frozen features/);
+  });
+
   it('opens adapters written before the registry (saveVqtAdapter format)', () => {
     const model = new VqtModel(backbone.model, { numClasses: 3, queries: 2, headInitStd: 0.1, seed: 4 });
     const dir = mkdtempSync(join(tmpdir(), 'vqt-old-'));

@@ -128,6 +128,7 @@ export async function trainCommand(options: TrainCommandOptions): Promise<TrainO
         batchSize: options.batch,
         optimizer: options.optimizer,
         seed: options.seed,
+        ...(options.joint ? { stacking: 'joint' } : spec.name.includes('+') ? { stacking: options.base ? 'two-stage, base reused' : 'two-stage' } : {}),
         normalization: options.normalization,
         ...(outcome.protocol ? { protocol: outcome.protocol } : {}),
         ...(outcome.evalTop1 !== undefined ? { [`${outcome.evalSplit}Top1`]: outcome.evalTop1 } : {}),

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { Hook } from '../hooks.js';
+import type { Hook, HookContext } from '../hooks.js';
 import { LinearHead } from '../train/linear-head.js';
 import { mixSeed } from '../train/rng.js';
 import { evaluateModel } from '../train/trainer.js';
@@ -25,13 +25,24 @@ export function imageSplitSource(split: Pick<ImageSplit, 'size' | 'imageSize' | 
   };
 }
 
-/** The same hook with no trainable variables: what a fitted adapting method hands to a method stacked on it. */
+const HOOK_POINTS = new Set(['beforeBlock', 'afterBlock', 'linearDelta', 'mlpParallel', 'sideQueries', 'sideQueryOutput', 'tap']);
+
+/**
+ * The same hook, frozen: no trainable variables, and always in inference mode (no dropout), as a
+ * fitted adapting method runs under a method stacked on it.
+ */
 export function frozenHook(hook: Hook): Hook {
   return new Proxy(hook, {
     get(target, property, receiver) {
       if (property === 'trainableVariables') return () => [];
       const value = Reflect.get(target, property, receiver);
-      return typeof value === 'function' ? value.bind(target) : value;
+      if (typeof value !== 'function') return value;
+      if (!HOOK_POINTS.has(String(property))) return value.bind(target);
+      // The context is the last argument of every hook point.
+      return (...args: unknown[]) => {
+        const ctx = args[args.length - 1] as HookContext;
+        return value.apply(target, [...args.slice(0, -1), { ...ctx, training: false }]);
+      };
     },
   });
 }
@@ -96,6 +107,7 @@ export function adaptingFitted(parts: AdaptingFittedParts): FittedMethod {
     headFeatures: (images) => classifier.features(images),
     evaluate: (data, batchSize) => evaluateModel(classifier, imageSplitSource(data), batchSize),
     adaptingHooks: () => classifier.hooks.map(frozenHook),
+    trainableHooks: () => [...classifier.hooks],
     exportTensors: () => tf.tidy(() => ({ ...parts.exportTensors(), ...classifier.head.exportTensors('head') })),
     dispose: () => {
       classifier.dispose();

@@ -14,3 +14,4 @@ export {
   type Prediction,
 } from './hooked.js';
 export { linearMethod, createLinearMethod, clsFeatures, type LinearConfig } from './linear.js';
+export { resolveAdaptedBlocks, validateBlockSelection, type BlockSelection } from './blocks.js';

@@ -1,11 +1,19 @@
 import type { MethodOption, MethodSpec } from './spec.js';
 
-const registry = new Map<string, MethodSpec<object>>();
+// One registry per process, shared by the ESM and CJS builds of this package (each is its own module instance).
+const REGISTRY_KEY = Symbol.for('@vqt/core/method-registry');
+const holder = globalThis as unknown as Record<symbol, Map<string, MethodSpec<object>> | undefined>;
+const registry: Map<string, MethodSpec<object>> = (holder[REGISTRY_KEY] ??= new Map());
 
 /** Adds a method; registering the same spec twice is harmless, another spec under a taken name is an error. */
 export function registerMethod<C extends object>(spec: MethodSpec<C>): MethodSpec<C> {
   const existing = registry.get(spec.name);
-  if (existing && existing !== (spec as unknown)) throw new Error(`method "${spec.name}" is already registered by another spec`);
+  if (existing === (spec as unknown)) return spec;
+  if (existing) {
+    // The ESM and CJS builds of one package both register on import: the same method, kept once.
+    if (sameMethod(existing, spec as unknown as MethodSpec<object>)) return spec;
+    throw new Error(`method "${spec.name}" is already registered by another spec`);
+  }
   checkSpec(spec as unknown as MethodSpec<object>);
   for (const other of registry.values()) checkSharedFlags(spec as unknown as MethodSpec<object>, other);
   registry.set(spec.name, spec as unknown as MethodSpec<object>);
@@ -24,6 +32,11 @@ export function hasMethod(name: string): boolean {
 
 export function registeredMethods(): MethodSpec<object>[] {
   return [...registry.values()];
+}
+
+function sameMethod(a: MethodSpec<object>, b: MethodSpec<object>): boolean {
+  const signature = (m: MethodSpec<object>) => JSON.stringify([m.prefix, m.role, m.defaults, m.options]);
+  return signature(a) === signature(b);
 }
 
 function checkSpec(spec: MethodSpec<object>): void {

@@ -96,6 +96,11 @@ export interface FitContext {
   runtime: RuntimeConfig;
   /** The frozen, already fitted adapting method this one stacks on (two-stage stacking). */
   base?: FittedMethod;
+  /**
+   * Joint stacking: `base` is untrained and trains together with this method (its
+   * `trainableHooks`), with the backbone on the tape as the adapting method needs.
+   */
+  joint?: boolean;
   /** Called once with the trainable parameter count, before training. */
   announce?(trainableParameters: number): void;
   log(line: string): void;
@@ -127,6 +132,8 @@ export interface FittedMethod {
   evaluate?(data: ImageSplit, batchSize: number): Promise<EvalResult>;
   /** Frozen hooks that adapt the backbone's tokens, for a method stacked on this one. */
   adaptingHooks?(): Hook[];
+  /** The same hooks with their trainable variables, for joint training of a stack. */
+  trainableHooks?(): Hook[];
   /** Tensors to save, named under the spec's prefix, plus `head.weight` [classes, F] and `head.bias`. New tensors: the caller disposes them. */
   exportTensors(): Record<string, tf.Tensor>;
   dispose(): void;

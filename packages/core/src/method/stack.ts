@@ -38,10 +38,23 @@ export function stackSpec(name: string): MethodSpec<StackConfig> {
       if (context.base && context.base.method !== base.name) {
         throw new Error(`stack "${name}": the given base is a "${context.base.method}" adapter, not "${base.name}"`);
       }
-      if (!context.base) context.log(`stack ${name}: stage 1, ${base.name} with its own head`);
-      const fittedBase = context.base ?? (await base.fit(resolveMethodConfig(base, config[base.name] ?? {}), context, data));
+      if (context.joint && context.base) throw new Error(`stack "${name}": joint training fits the base too; it cannot reuse a fitted one`);
+      const baseConfig = resolveMethodConfig(base, config[base.name] ?? {});
+      let fittedBase: FittedMethod;
+      if (context.joint) {
+        // The base's hooks at their initial values (no epochs), trained together with the top.
+        context.log(`stack ${name}: joint, ${base.name} and ${top.name} trained together`);
+        fittedBase = await base.fit(baseConfig, { ...context, train: { ...context.train, epochs: 0, checkpointFile: undefined, resume: false } }, data);
+        if (!fittedBase.trainableHooks) {
+          fittedBase.dispose();
+          throw new Error(`stack "${name}": ${base.name} does not expose trainable hooks, so it cannot be trained jointly`);
+        }
+      } else {
+        if (!context.base) context.log(`stack ${name}: stage 1, ${base.name} with its own head`);
+        fittedBase = context.base ?? (await base.fit(baseConfig, context, data));
+      }
       try {
-        context.log(`stack ${name}: stage 2, ${top.name} on the frozen ${base.name}`);
+        if (!context.joint) context.log(`stack ${name}: stage 2, ${top.name} on the frozen ${base.name}`);
         const fittedTop = await top.fit(resolveMethodConfig(top, config[top.name] ?? {}), { ...context, base: fittedBase }, data);
         return stackFitted(name, fittedBase, fittedTop, !context.base);
       } catch (error) {
