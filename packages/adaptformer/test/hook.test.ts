@@ -87,7 +87,11 @@ describe('AdaptFormerHook', () => {
     // Directional derivatives along random directions, one variable at a time and all together.
     const eps = 1e-2;
     const check = (subset: tf.Variable[], seed: number) => {
-      const directions = subset.map((v, i) => tf.randomNormal(v.shape, 0, 1, 'float32', seed + i));
+      // Random directions of unit total norm, so eps bounds the step whatever the variable count.
+      const raw = subset.map((v, i) => tf.randomNormal(v.shape, 0, 1, 'float32', seed + i));
+      const norm = Math.sqrt(tf.tidy(() => raw.reduce((n, d) => n + tf.sum(tf.square(d)).dataSync()[0], 0)));
+      const directions = raw.map((d) => tf.div(d, norm));
+      tf.dispose(raw);
       const originals = subset.map((v) => tf.clone(v));
       const at = (sign: number) => {
         subset.forEach((v, i) => v.assign(tf.tidy(() => tf.add(originals[i], tf.mul(directions[i], sign * eps)))));
@@ -97,8 +101,8 @@ describe('AdaptFormerHook', () => {
       subset.forEach((v, i) => v.assign(originals[i]));
       const analytic = tf.tidy(() => subset.reduce((sum, v, i) => sum + tf.sum(tf.mul(grads[v.name], directions[i])).dataSync()[0], 0));
       tf.dispose([...directions, ...originals]);
-      expect(Math.abs(analytic)).toBeGreaterThan(1e-3);
-      expect(Math.abs(numeric - analytic)).toBeLessThan(2e-2 * Math.abs(analytic) + 1e-4);
+      expect(Math.abs(analytic)).toBeGreaterThan(1e-2);
+      expect(Math.abs(numeric - analytic)).toBeLessThan(1e-2 * Math.abs(analytic) + 1e-3);
     };
     vars.forEach((v, i) => check([v], 100 + 10 * i));
     check(vars, 300);
