@@ -117,10 +117,28 @@ export class AdaptFormerHook implements Hook {
   }
 
   mlpParallel(x1: tf.Tensor2D, ctx: HookContext): tf.Tensor2D | undefined {
+    return this.adapt(x1, ctx, ctx.training);
+  }
+
+  /**
+   * The same adapters with nothing to train and no dropout, even in a training step: what a method
+   * stacked on a fitted AdaptFormer reads through (a frozen module in eval mode), so features from
+   * images and from a cache built in inference agree.
+   */
+  frozen(): Hook {
+    return {
+      name: this.name,
+      trainableVariables: () => [],
+      firstAdaptedBlock: () => this.firstAdaptedBlock(),
+      mlpParallel: (x1, ctx) => this.adapt(x1, ctx, false),
+    };
+  }
+
+  private adapt(x1: tf.Tensor2D, ctx: HookContext, dropout: boolean): tf.Tensor2D | undefined {
     const module = this.modules.get(ctx.block);
     if (!module) return undefined;
     let hidden = tf.relu(linear(x1, module.down, module.downBias));
-    if (ctx.training && this.options.dropout > 0) {
+    if (dropout && this.options.dropout > 0) {
       hidden = tf.dropout(hidden, this.options.dropout, undefined, mixSeed(ctx.seed, ctx.block, 0xadf)) as tf.Tensor2D;
     }
     return tf.mul(linear(hidden, module.up, module.upBias), this.options.scale) as tf.Tensor2D;

@@ -33,7 +33,8 @@ function fitted(hook: AdaptFormerHook, classifier: HookedClassifier): FittedAdap
     exportTensors: () => hook.exportTensors(),
     dispose: () => hook.dispose(),
   });
-  return { ...base, hook, classifier };
+  // A method stacked on this one reads through the adapter in eval mode (no dropout).
+  return { ...base, adaptingHooks: () => [hook.frozen()], hook, classifier };
 }
 
 /** Head weights from an adapter file, or a one-line error naming the missing tensor. */

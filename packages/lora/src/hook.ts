@@ -151,10 +151,28 @@ export class LoraHook implements Hook {
   }
 
   linearDelta(layer: LinearName, input: tf.Tensor2D, ctx: HookContext): tf.Tensor2D | undefined {
+    return this.delta(layer, input, ctx, ctx.training);
+  }
+
+  /**
+   * The same deltas with nothing to train and no dropout, even in a training step: what a method
+   * stacked on a fitted LoRA reads through (a frozen module in eval mode), so features from images
+   * and from a cache built in inference agree.
+   */
+  frozen(): Hook {
+    return {
+      name: this.name,
+      trainableVariables: () => [],
+      firstAdaptedBlock: () => this.firstAdaptedBlock(),
+      linearDelta: (layer, input, ctx) => this.delta(layer, input, ctx, false),
+    };
+  }
+
+  private delta(layer: LinearName, input: tf.Tensor2D, ctx: HookContext, dropout: boolean): tf.Tensor2D | undefined {
     const pair = this.modules.get(ctx.block)?.get(layer);
     if (!pair) return undefined;
     let x = input;
-    if (ctx.training && this.options.dropout > 0) {
+    if (dropout && this.options.dropout > 0) {
       x = tf.dropout(x, this.options.dropout, undefined, mixSeed(ctx.seed, ctx.block, LORA_TARGETS.indexOf(layer), 0x10a)) as tf.Tensor2D;
     }
     // Scale the [rows, r] intermediate rather than the [rows, out] delta.

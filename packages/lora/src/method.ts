@@ -47,7 +47,8 @@ function fitted(hook: LoraHook, classifier: HookedClassifier): FittedLora {
     exportTensors: () => hook.exportTensors(),
     dispose: () => hook.dispose(),
   });
-  return { ...base, hook, classifier, merge: () => hook.merge(classifier.vit) };
+  // A method stacked on this one reads through the adapter in eval mode (no dropout).
+  return { ...base, adaptingHooks: () => [hook.frozen()], hook, classifier, merge: () => hook.merge(classifier.vit) };
 }
 
 /** Head weights from an adapter file, or a one-line error naming the missing tensor. */

@@ -140,6 +140,10 @@ describe('LoraHook', () => {
       expect(maxAbsDiff(run(true, 1), run(true, 1))).toBe(0);
       expect(maxAbsDiff(run(true, 1), run(true, 2))).toBeGreaterThan(1e-4);
       expect(maxAbsDiff(run(true, 1), run(false, 1))).toBeGreaterThan(1e-4);
+      // The frozen view a stacked method reads through: no variables, no dropout even in training.
+      const frozen = hook.frozen();
+      expect(frozen.trainableVariables()).toEqual([]);
+      expect(maxAbsDiff(vit.forward(x, { hooks: [frozen], training: true, seed: 1 }).cls, run(false, 1))).toBe(0);
     });
     hook.dispose();
   });
