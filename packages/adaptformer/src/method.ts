@@ -9,8 +9,9 @@ import {
   type ImageSplit,
   type MethodSpec,
   type OpenContext,
+  resolveAdaptedBlocks,
 } from '@vqt/core';
-import { ADAPTFORMER_DEFAULTS, ADAPTFORMER_OPTIONS, resolveBlocks, validateAdaptFormerConfig, type AdaptFormerConfig } from './config.js';
+import { ADAPTFORMER_DEFAULTS, ADAPTFORMER_OPTIONS, validateAdaptFormerConfig, type AdaptFormerConfig } from './config.js';
 import { ADAPTFORMER_PREFIX, AdaptFormerHook, type AdaptFormerHookOptions } from './hook.js';
 
 /** A fitted AdaptFormer: the generic adapting method plus its hook (adapter variables). */
@@ -20,7 +21,7 @@ export interface FittedAdaptFormer extends FittedMethod {
 }
 
 function hookOptions(config: AdaptFormerConfig, dim: number, depth: number): AdaptFormerHookOptions {
-  return { dim, bottleneck: config.bottleneck, scale: config.scale, dropout: config.dropout, blocks: resolveBlocks(config, depth, 'adaptformer') };
+  return { dim, bottleneck: config.bottleneck, scale: config.scale, dropout: config.dropout, blocks: resolveAdaptedBlocks(config, depth, 'adaptformer') };
 }
 
 function fitted(hook: AdaptFormerHook, classifier: HookedClassifier): FittedAdaptFormer {

@@ -1,5 +1,7 @@
 import { DEFAULT_RUNTIME, methodParts, methodSpec, parseOptionValue, registeredMethods, type MethodOption, type MethodSpec, type RuntimeConfig } from '@vqt/core';
+import '@vqt/adaptformer';
 import '@vqt/head2toe';
+import '@vqt/lora';
 import '@vqt/vqt';
 import { UsageError } from './errors.js';
 

@@ -1,4 +1,5 @@
 import type { LinearName, MethodOption } from '@vqt/core';
+import { validateBlockSelection } from '@vqt/core';
 
 /** The six Linears of a ViT block LoRA can adapt (q, k, v: the thirds of timm's fused qkv). */
 export const LORA_TARGETS: readonly LinearName[] = ['q', 'k', 'v', 'proj', 'fc1', 'fc2'];
@@ -48,32 +49,4 @@ export function validateLoraConfig(config: LoraConfig): void {
     seen.add(t);
   }
   validateBlockSelection(config, 'lora');
-}
-
-/** `blocks` and `lastBlocks` are two ways of saying the same thing: one at most, no duplicates. */
-export function validateBlockSelection(config: { blocks?: number[]; lastBlocks?: number }, method: string): void {
-  if (config.blocks !== undefined && config.lastBlocks !== undefined) {
-    throw new Error(`${method}: give blocks or lastBlocks, not both (blocks ${JSON.stringify(config.blocks)}, lastBlocks ${config.lastBlocks})`);
-  }
-  if (config.blocks !== undefined) {
-    if (config.blocks.length === 0) throw new Error(`${method}.blocks must list at least one block`);
-    const seen = new Set<number>();
-    for (const b of config.blocks) {
-      if (seen.has(b)) throw new Error(`${method}.blocks lists block ${b} twice`);
-      seen.add(b);
-    }
-  }
-}
-
-/** The adapted blocks in ascending order, for a backbone of this depth; out-of-range blocks are errors. */
-export function resolveBlocks(config: { blocks?: number[]; lastBlocks?: number }, depth: number, method: string): number[] {
-  validateBlockSelection(config, method);
-  if (config.lastBlocks !== undefined) {
-    if (config.lastBlocks > depth) throw new Error(`${method}.lastBlocks is ${config.lastBlocks}, but the backbone has only ${depth} blocks`);
-    return Array.from({ length: config.lastBlocks }, (_, i) => depth - config.lastBlocks! + i);
-  }
-  if (config.blocks === undefined) return Array.from({ length: depth }, (_, i) => i);
-  const outside = config.blocks.filter((b) => b >= depth);
-  if (outside.length) throw new Error(`${method}.blocks has ${outside.join(', ')}, but the backbone's blocks are 0..${depth - 1}`);
-  return [...config.blocks].sort((a, b) => a - b);
 }

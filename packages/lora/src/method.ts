@@ -10,8 +10,9 @@ import {
   type MethodSpec,
   type OpenContext,
   type VisionTransformer,
+  resolveAdaptedBlocks,
 } from '@vqt/core';
-import { LORA_DEFAULTS, LORA_OPTIONS, LORA_TARGETS, resolveBlocks, validateLoraConfig, type LoraConfig } from './config.js';
+import { LORA_DEFAULTS, LORA_OPTIONS, LORA_TARGETS, validateLoraConfig, type LoraConfig } from './config.js';
 import { linearShapes, LORA_PREFIX, LoraHook, type LoraHookOptions } from './hook.js';
 
 /** A fitted LoRA: the generic adapting method plus its hook and `merge()`. */
@@ -32,7 +33,7 @@ function hookOptions(config: LoraConfig, vit: VisionTransformer): LoraHookOption
     // Canonical order, so files and logs do not depend on how the targets were listed.
     targets: LORA_TARGETS.filter((t) => config.targets.includes(t)),
     dropout: config.dropout,
-    blocks: resolveBlocks(config, vit.config.depth, 'lora'),
+    blocks: resolveAdaptedBlocks(config, vit.config.depth, 'lora'),
     shapes: linearShapes(vit),
   };
 }
