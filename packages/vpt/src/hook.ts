@@ -104,6 +104,22 @@ export class VptHook implements Hook {
     this.prompts.forEach((P, i) => tf.tidy(() => P.assign(tf.tensor2d(data.subarray(i * perSet, (i + 1) * perSet), [this.numPrompts, this.dim]))));
   }
 
+  /**
+   * This hook frozen, for a method stacked on it: no trainable variables (so core keeps the backbone
+   * off the tape) and no prompt dropout even in a training forward, so the adapted features it hands
+   * to the method on top are deterministic (a feature cache of them stays valid). Shares the prompts.
+   */
+  frozenView(): Hook {
+    const inference = (ctx: HookContext): HookContext => ({ ...ctx, training: false });
+    return {
+      name: this.name,
+      trainableVariables: () => [],
+      firstAdaptedBlock: () => this.firstAdaptedBlock(),
+      beforeBlock: (tokens, ctx) => this.beforeBlock(tokens, inference(ctx)),
+      afterBlock: (tokens, ctx) => this.afterBlock(tokens, inference(ctx)),
+    };
+  }
+
   parameterCount(): number {
     return this.prompts.reduce((n, P) => n + P.size, 0);
   }

@@ -95,7 +95,7 @@ function describeBlocks(hook: VptHook): string {
 }
 
 function fitted(name: string, hook: VptHook, classifier: HookedClassifier): FittedMethod {
-  return adaptingFitted({
+  const fittedMethod = adaptingFitted({
     method: name,
     classifier,
     // The init range actually used, so the file says how the prompts started.
@@ -103,6 +103,8 @@ function fitted(name: string, hook: VptHook, classifier: HookedClassifier): Fitt
     exportTensors: () => ({ [VPT_PROMPTS_TENSOR]: hook.stackedPrompts() }),
     dispose: () => hook.dispose(),
   });
+  // Frozen without dropout (core's frozenHook would keep it in a training forward): see VptHook.frozenView.
+  return { ...fittedMethod, adaptingHooks: () => [hook.frozenView()] };
 }
 
 /**

@@ -112,7 +112,34 @@ function sideQueryReader(queries: tf.Tensor3D): Hook & { outputs: tf.Tensor3D[];
   return reader;
 }
 
+/** The frozen hooks a fitted VPT (deep, fixture prompts, dropout 0.1) hands to a method stacked on it. */
+function hookFromFitted(): Hook[] {
+  const fitted = vptFromTensors(loaded.model, configOf({ deep: true }), fixtureArray('prompts_deep.npy'), {
+    weight: fixtureArray('head_weight.npy'),
+    bias: fixtureArray('head_bias.npy'),
+  });
+  disposeAfter.push(fitted);
+  return fitted.adaptingHooks!();
+}
+const disposeAfter: { dispose(): void }[] = [];
+afterAll(() => disposeAfter.forEach((d) => d.dispose()));
+
 describe('stacking: a method on top of a frozen VPT', () => {
+  it("the fitted method's adaptingHooks are deterministic: no prompt dropout in a training forward", () => {
+    const hooks = hookFromFitted();
+    expect(hooks.flatMap((h) => h.trainableVariables())).toEqual([]);
+    const { hook, classifier } = classifierFor('deep', configOf({ deep: true, dropout: 0.1 }));
+    tf.tidy(() => {
+      const training = loaded.model.forward(images, { hooks, training: true, seed: 9 }).cls;
+      expect(maxAbsDiff(training, fixtureArray('cls_deep.npy'))).toBeLessThanOrEqual(TOLERANCE);
+      // core's generic frozenHook keeps the hook's training behaviour (dropout), which a feature cache could not reuse.
+      const generic = loaded.model.forward(images, { hooks: [frozenHook(hook)], training: true, seed: 9 }).cls;
+      expect(maxAbsDiff(generic, training)).toBeGreaterThan(1e-3);
+    });
+    classifier.dispose();
+    hook.dispose();
+  });
+
   it('side queries read LN1 of the prompt-extended sequence [CLS, P_m, patches] (reference VQT-on-VPT outputs)', () => {
     const { hook, classifier } = classifierFor('deep', configOf({ deep: true }));
     const q = fixtureArray('vqt_queries.npy');
@@ -153,8 +180,11 @@ describe('stacking: a method on top of a frozen VPT', () => {
     };
     const plain = tapeWith([]);
     const withFrozen = tapeWith([frozen]);
-    console.log(`tape nodes: head only ${plain}, with the frozen VPT hook ${withFrozen}`);
+    const [view] = hookFromFitted();
+    const withView = tapeWith([view]);
+    console.log(`tape nodes: head only ${plain}, with the frozen VPT hook ${withFrozen}, with the fitted method's adaptingHooks ${withView}`);
     expect(withFrozen).toBe(plain);
+    expect(withView).toBe(plain);
     // With its variables the same hook records the backbone.
     let live = -1;
     const { value, grads } = tf.variableGrads(() => {
