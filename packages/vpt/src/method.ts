@@ -3,7 +3,6 @@ import {
   adaptingFitted,
   imageSplitSource,
   trainModel,
-  type FitContext,
   type FittedMethod,
   type HostTensor,
   type MethodOption,
