@@ -14,9 +14,11 @@ export interface VptConfig {
   lastBlocks?: number;
   /** Half-width of the uniform init; undefined: VPT's sqrt(6 / (3 p^2 + D)). */
   initRange?: number;
+  /** Seed of the prompt init (mixed with the block index); a fit defaults it to the training seed and saves the one used. */
+  seed?: number;
 }
 
-export const DEFAULT_VPT_CONFIG: Readonly<VptConfig> = Object.freeze({ prompts: 10, deep: true, dropout: 0.1, lastBlocks: undefined, initRange: undefined });
+export const DEFAULT_VPT_CONFIG: Readonly<VptConfig> = Object.freeze({ prompts: 10, deep: true, dropout: 0.1, lastBlocks: undefined, initRange: undefined, seed: undefined });
 
 export const DEFAULT_VPT_SHALLOW_CONFIG: Readonly<VptConfig> = Object.freeze({ ...DEFAULT_VPT_CONFIG, deep: false });
 
@@ -54,6 +56,7 @@ export function validateVptConfig(config: VptConfig): void {
   if (config.initRange !== undefined && !(typeof config.initRange === 'number' && config.initRange > 0 && Number.isFinite(config.initRange))) {
     throw new Error(`vpt.initRange must be a positive number (got ${config.initRange})`);
   }
+  if (config.seed !== undefined && (!Number.isInteger(config.seed) || config.seed < 0)) throw new Error(`vpt.seed must be a non-negative integer (got ${config.seed})`);
 }
 
 /** Defaults filled in and validated. */

@@ -33,13 +33,18 @@ export class VptHook implements Hook {
   readonly layout: PromptLayout;
   /** The prompt sets in block order: deep, block firstBlock + i's; shallow, the single set. */
   readonly prompts: tf.Variable<tf.Rank.R2>[];
+  /** Half-width of the uniform init used. */
+  readonly initRange: number;
 
-  constructor(shape: VptHookShape, config: Partial<VptConfig> = {}, seed = 0) {
+  /** `config.seed` (default 0) seeds the init. */
+  constructor(shape: VptHookShape, config: Partial<VptConfig> = {}) {
     this.config = resolveVptConfig(config);
+    const seed = this.config.seed ?? 0;
     this.depth = shape.depth;
     this.dim = shape.dim;
     this.layout = promptLayout(this.config, shape.depth);
     const range = this.config.initRange ?? defaultInitRange(shape.patchSize, shape.dim);
+    this.initRange = range;
     const T = this.config.prompts;
     this.prompts = Array.from({ length: this.layout.promptSets }, (_, i) => {
       // Host PRNG: the same values on every backend.

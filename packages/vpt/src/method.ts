@@ -10,7 +10,7 @@ import {
   type OpenContext,
   type VisionTransformer,
 } from '@vqt/core';
-import { DEFAULT_VPT_CONFIG, DEFAULT_VPT_SHALLOW_CONFIG, defaultInitRange, validateVptConfig, type VptConfig } from './config.js';
+import { DEFAULT_VPT_CONFIG, DEFAULT_VPT_SHALLOW_CONFIG, validateVptConfig, type VptConfig } from './config.js';
 import { VptHook } from './hook.js';
 
 /** The adapter tensor: [sets, T, D], sets = prompted blocks (deep) or 1 (shallow). */
@@ -29,6 +29,7 @@ const OPTIONS: readonly MethodOption[] = [
     description: 'adapt only the last k blocks; earlier blocks run frozen, off the gradient tape (default: all)',
   },
   { key: 'initRange', flag: 'prompt-init-range', kind: 'number', min: 0, optional: true, description: 'VPT: uniform init half-width (default sqrt(6/(3p^2+D)))' },
+  { key: 'seed', flag: 'prompt-seed', kind: 'int', min: 0, optional: true, description: 'VPT: prompt init seed (default: --seed)' },
 ];
 
 function vptSpec(name: 'vpt' | 'vpt-shallow', defaults: Readonly<VptConfig>, description: string): MethodSpec<VptConfig> {
@@ -48,7 +49,7 @@ function vptSpec(name: 'vpt' | 'vpt-shallow', defaults: Readonly<VptConfig>, des
       if (data.imageSize !== vit.config.imageSize) {
         throw new Error(`${data.id}: images are ${data.imageSize}px, the backbone takes ${vit.config.imageSize}px`);
       }
-      const { hook, classifier } = build(vit, config, data.numClasses, context.train.seed);
+      const { hook, classifier } = build(vit, { ...config, seed: config.seed ?? context.train.seed }, data.numClasses);
       try {
         context.announce?.(classifier.parameterCount());
         context.log(`${name}: ${hook.numPrompts} prompts, ${describeBlocks(hook)}, ${hook.parameterCount()} prompt parameters`);
@@ -76,9 +77,9 @@ export const vptShallowMethod: MethodSpec<VptConfig> = vptSpec(
   'VPT-Shallow: learnable prompt tokens inserted once at the input and carried through the frozen ViT',
 );
 
-function build(vit: VisionTransformer, config: VptConfig, numClasses: number, seed: number): { hook: VptHook; classifier: HookedClassifier } {
+function build(vit: VisionTransformer, config: VptConfig, numClasses: number): { hook: VptHook; classifier: HookedClassifier } {
   const { depth, dim, patchSize } = vit.config;
-  const hook = new VptHook({ depth, dim, patchSize }, config, seed);
+  const hook = new VptHook({ depth, dim, patchSize }, config);
   try {
     return { hook, classifier: new HookedClassifier(vit, [hook], numClasses) };
   } catch (error) {
@@ -97,8 +98,8 @@ function fitted(name: string, hook: VptHook, classifier: HookedClassifier): Fitt
   const fittedMethod = adaptingFitted({
     method: name,
     classifier,
-    // The init range actually used, so the file says how the prompts started.
-    options: () => ({ ...hook.config, initRange: hook.config.initRange ?? defaultInitRange(classifier.vit.config.patchSize, hook.dim) }),
+    // The init range and seed actually used, so the file says how the prompts started.
+    options: () => ({ ...hook.config, initRange: hook.initRange, seed: hook.config.seed ?? 0 }),
     exportTensors: () => ({ [VPT_PROMPTS_TENSOR]: hook.stackedPrompts() }),
     dispose: () => hook.dispose(),
   });
@@ -142,7 +143,7 @@ function openOn(
   const unknown = [...tensors.keys()].filter((key) => !expected.has(key));
   if (unknown.length) throw new Error(`${where.file}: ${name} does not use tensors ${unknown.slice(0, 5).join(', ')}`);
   for (const key of expected) if (!tensors.has(key)) throw new Error(`${where.file}: ${key} is missing`);
-  const { hook, classifier } = build(vit, config, where.numClasses, 0);
+  const { hook, classifier } = build(vit, config, where.numClasses);
   try {
     hook.setPrompts(tensors.get(VPT_PROMPTS_TENSOR)!, `${where.file}: ${VPT_PROMPTS_TENSOR}`);
     if (!where.headless) {

@@ -22,7 +22,7 @@ afterAll(() => {
 
 /** Tape nodes and peak new buffer bytes of one loss-and-gradient step. */
 async function stepCost(config: Partial<VptConfig>): Promise<{ tape: number; bytes: number; gradientNorms: number[] }> {
-  const hook = new VptHook(shape, { prompts: 3, dropout: 0.1, ...config }, 1);
+  const hook = new VptHook(shape, { prompts: 3, dropout: 0.1, ...config, seed: 1 });
   const classifier = new HookedClassifier(vit, [hook], 3);
   tf.tidy(() => classifier.head.weight.assign(tf.randomNormal([deep4.dim, 3], 0, 0.3, 'float32', 2)));
   let tape = -1;
@@ -52,9 +52,9 @@ describe('VptHook', () => {
   });
 
   it('initialises uniform in +-sqrt(6/(3p^2+D)), seeded', () => {
-    const a = new VptHook(shape, { prompts: 50 }, 7);
-    const b = new VptHook(shape, { prompts: 50 }, 7);
-    const c = new VptHook(shape, { prompts: 50 }, 8);
+    const a = new VptHook(shape, { prompts: 50, seed: 7 });
+    const b = new VptHook(shape, { prompts: 50, seed: 7 });
+    const c = new VptHook(shape, { prompts: 50, seed: 8 });
     const bound = defaultInitRange(deep4.patchSize, deep4.dim);
     const values = a.stackedPrompts();
     const data = values.dataSync();
@@ -71,7 +71,7 @@ describe('VptHook', () => {
   });
 
   it('inserts [CLS, P, patches] and leaves [CLS, patches] after each deep block', () => {
-    const hook = new VptHook(shape, { prompts: 2, lastBlocks: 2 }, 1);
+    const hook = new VptHook(shape, { prompts: 2, lastBlocks: 2, seed: 1 });
     const ctx = (block: number) => ({ block, depth: 4, dim: deep4.dim, batchSize: 1, training: false, seed: 0, keep: <T>(t: T) => t });
     tf.tidy(() => {
       const tokens = tf.randomNormal([1, 17, deep4.dim]) as tf.Tensor3D;
@@ -87,7 +87,7 @@ describe('VptHook', () => {
   });
 
   it('prompt dropout: per image, inverted scaling, seeded by step and block; off at inference', () => {
-    const hook = new VptHook(shape, { prompts: 64, dropout: 0.25 }, 1);
+    const hook = new VptHook(shape, { prompts: 64, dropout: 0.25, seed: 1 });
     const ctx = (block: number, seed: number, training = true) => ({ block, depth: 4, dim: deep4.dim, batchSize: 2, training, seed, keep: <T>(t: T) => t });
     tf.tidy(() => {
       const tokens = tf.zeros([2, 17, deep4.dim]) as tf.Tensor3D;
@@ -111,7 +111,7 @@ describe('VptHook', () => {
   });
 
   it('refuses a backbone of another shape and prompts of the wrong shape, naming the tensor', () => {
-    const hook = new VptHook(shape, { prompts: 2 }, 1);
+    const hook = new VptHook(shape, { prompts: 2, seed: 1 });
     const ctx = { block: 0, depth: 12, dim: deep4.dim, batchSize: 1, training: false, seed: 0, keep: <T>(t: T) => t };
     const tokens = tf.zeros([1, 17, deep4.dim]) as tf.Tensor3D;
     expect(() => hook.beforeBlock(tokens, ctx)).toThrow(/made for depth 4, dim 48; the backbone has depth 12, dim 48/);
@@ -147,7 +147,7 @@ describe('VptHook', () => {
   });
 
   it('keeps tf.memory flat over training steps', () => {
-    const hook = new VptHook(shape, { prompts: 2, dropout: 0.1 }, 1);
+    const hook = new VptHook(shape, { prompts: 2, dropout: 0.1, seed: 1 });
     const classifier = new HookedClassifier(vit, [hook], 3);
     const optimizer = tf.train.momentum(0.01, 0.9);
     const counts: number[] = [];

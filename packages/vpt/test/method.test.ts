@@ -63,13 +63,14 @@ describe('vpt and vpt-shallow in the method registry', () => {
   it('are registered on import with strict options', () => {
     expect(getMethod('vpt')).toBe(vptMethod);
     expect(getMethod('vpt-shallow')).toBe(vptShallowMethod);
-    expect(resolveMethodConfig(vptMethod, {})).toEqual({ prompts: 10, deep: true, dropout: 0.1, lastBlocks: undefined, initRange: undefined });
+    expect(resolveMethodConfig(vptMethod, {})).toEqual({ prompts: 10, deep: true, dropout: 0.1, lastBlocks: undefined, initRange: undefined, seed: undefined });
     expect(resolveMethodConfig(vptShallowMethod, { prompts: 5 })).toMatchObject({ prompts: 5, deep: false });
     expect(() => resolveMethodConfig(vptMethod, { queries: 2 })).toThrow(/method "vpt" has no option "queries"/);
     expect(() => resolveMethodConfig(vptMethod, { prompts: 0 })).toThrow(/vpt\.prompts must be >= 1/);
     expect(() => resolveMethodConfig(vptMethod, { dropout: 1 })).toThrow(/vpt\.dropout must be <= 0\.99/);
     expect(() => resolveMethodConfig(vptMethod, { lastBlocks: 1.5 })).toThrow(/vpt\.lastBlocks must be an integer/);
     expect(() => resolveMethodConfig(vptShallowMethod, { deep: true })).toThrow(/vpt-shallow\.deep must be false/);
+    expect(() => resolveMethodConfig(vptMethod, { seed: -1 })).toThrow(/vpt\.seed must be >= 0/);
     expect(vptMethod.options.find((o) => o.key === 'lastBlocks')?.flag).toBe('last-blocks');
   });
 
@@ -112,6 +113,7 @@ describe('fit, save and open', () => {
     expect(adapter.config.method).toBe(name);
     expect(adapter.config.options).toMatchObject({ ...options, dropout: 0.1, deep: name === 'vpt' });
     expect(adapter.config.options?.initRange).toBeCloseTo(Math.sqrt(6 / (3 * 64 + 48)), 7);
+    expect(adapter.config.options?.seed).toBe(11); // the training seed, the one the init used
     expect([...adapter.tensors.keys()].sort()).toEqual(['head.bias', 'head.weight', 'vpt.prompts']);
     expect(adapter.tensors.get('vpt.prompts')!.shape).toEqual(promptShape);
     expect(adapter.tensors.get('head.weight')!.shape).toEqual([2, 48]);
