@@ -17,9 +17,9 @@ import { VptHook } from './hook.js';
 export const VPT_PROMPTS_TENSOR = 'vpt.prompts';
 
 const OPTIONS: readonly MethodOption[] = [
-  { key: 'prompts', flag: 'prompts', kind: 'int', min: 1, description: 'VPT: prompt tokens T (per block for VPT-Deep)' },
+  { key: 'prompts', flag: 'prompts', kind: 'int', min: 1, description: 'VPT: prompt tokens T, per block for VPT-Deep (default 10)' },
   { key: 'deep', flag: 'deep', kind: 'boolean', description: 'VPT: fresh prompts before every block (VPT-Deep) or once at the input (VPT-Shallow)' },
-  { key: 'dropout', flag: 'dropout', kind: 'number', min: 0, max: 0.99, description: 'prompt dropout while training' },
+  { key: 'dropout', flag: 'prompt-dropout', kind: 'number', min: 0, max: 0.99, description: 'VPT: prompt dropout while training (default 0.1)' },
   {
     key: 'lastBlocks',
     flag: 'last-blocks',

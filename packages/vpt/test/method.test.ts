@@ -72,6 +72,7 @@ describe('vpt and vpt-shallow in the method registry', () => {
     expect(() => resolveMethodConfig(vptShallowMethod, { deep: true })).toThrow(/vpt-shallow\.deep must be false/);
     expect(() => resolveMethodConfig(vptMethod, { seed: -1 })).toThrow(/vpt\.seed must be >= 0/);
     expect(vptMethod.options.find((o) => o.key === 'lastBlocks')?.flag).toBe('last-blocks');
+    expect(vptMethod.options.find((o) => o.key === 'dropout')?.flag).toBe('prompt-dropout');
   });
 
   it('refuses more last blocks than the backbone has, before training', async () => {
