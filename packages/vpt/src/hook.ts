@@ -114,7 +114,7 @@ export class VptHook implements Hook {
    * off the tape) and no prompt dropout even in a training forward, so the adapted features it hands
    * to the method on top are deterministic (a feature cache of them stays valid). Shares the prompts.
    */
-  frozenView(): Hook {
+  frozen(): Hook {
     const inference = (ctx: HookContext): HookContext => ({ ...ctx, training: false });
     return {
       name: this.name,

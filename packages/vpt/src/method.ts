@@ -103,8 +103,8 @@ function fitted(name: string, hook: VptHook, classifier: HookedClassifier): Fitt
     exportTensors: () => ({ [VPT_PROMPTS_TENSOR]: hook.stackedPrompts() }),
     dispose: () => hook.dispose(),
   });
-  // Frozen without dropout (core's frozenHook would keep it in a training forward): see VptHook.frozenView.
-  return { ...fittedMethod, adaptingHooks: () => [hook.frozenView()] };
+  // Frozen without dropout (core's frozenHook would keep it in a training forward): see VptHook.frozen.
+  return { ...fittedMethod, adaptingHooks: () => [hook.frozen()] };
 }
 
 /**
