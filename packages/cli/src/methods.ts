@@ -2,6 +2,7 @@ import { DEFAULT_RUNTIME, methodParts, methodSpec, parseOptionValue, registeredM
 import '@vqt/adaptformer';
 import '@vqt/head2toe';
 import '@vqt/lora';
+import '@vqt/vpt';
 import '@vqt/vqt';
 import { UsageError } from './errors.js';
 
