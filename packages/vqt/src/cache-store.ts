@@ -30,12 +30,19 @@ export class RowStore {
   private readHandles?: FileHandle[];
   private finished = false;
 
+  /** float32 values per row of each block. */
+  readonly blockFloats: readonly number[];
+  private readonly floatsPerRow: number;
+
   constructor(
     readonly depth: number,
-    /** float32 values per row. */
-    readonly rowFloats: number,
+    /** float32 values per row: one for every block, or each block's (an adapted model may change a block's token count). */
+    rowFloats: number | readonly number[],
     readonly options: RowStoreOptions,
   ) {
+    this.blockFloats = typeof rowFloats === 'number' ? Array.from({ length: depth }, () => rowFloats) : [...rowFloats];
+    if (this.blockFloats.length !== depth) throw new Error(`RowStore: ${this.blockFloats.length} row sizes for ${depth} blocks`);
+    this.floatsPerRow = this.blockFloats.reduce((a, b) => a + b, 0);
     this.chunks = Array.from({ length: depth }, () => []);
   }
 
@@ -57,20 +64,20 @@ export class RowStore {
   }
 
   get memoryBytes(): number {
-    return this.spilled ? 0 : this.rowCount * this.rowFloats * 4 * this.depth;
+    return this.spilled ? 0 : this.rowCount * this.floatsPerRow * 4;
   }
 
   get diskBytes(): number {
-    return this.spilled ? this.rowCount * this.rowFloats * this.bytesPerStoredValue * this.depth : 0;
+    return this.spilled ? this.rowCount * this.floatsPerRow * this.bytesPerStoredValue : 0;
   }
 
-  /** Appends `rows` rows to every block (perBlock[m] holds rows x rowFloats values). */
+  /** Appends `rows` rows to every block (perBlock[m] holds rows x blockFloats[m] values). */
   append(perBlock: Float32Array[], rows: number): void {
     if (this.finished) throw new Error('RowStore: append after finish');
-    if (perBlock.length !== this.depth || perBlock.some((d) => d.length !== rows * this.rowFloats)) {
-      throw new Error(`RowStore: expected ${this.depth} blocks of ${rows} x ${this.rowFloats} values`);
+    if (perBlock.length !== this.depth || perBlock.some((d, m) => d.length !== rows * this.blockFloats[m])) {
+      throw new Error(`RowStore: expected ${this.depth} blocks of ${rows} x [${this.blockFloats.join(', ')}] values`);
     }
-    const incoming = rows * this.rowFloats * 4 * this.depth;
+    const incoming = rows * this.floatsPerRow * 4;
     if (!this.spilled && this.memoryBytes + incoming > this.options.budgetBytes) this.spill();
     if (this.writeFds) {
       perBlock.forEach((data, m) => writeAll(this.writeFds![m], this.encode(data)));
@@ -98,10 +105,10 @@ export class RowStore {
     this.readHandles = handles;
   }
 
-  /** Copies the rows at `indices` of block m, in that order, into `out` (indices.length x rowFloats). */
+  /** Copies the rows at `indices` of block m, in that order, into `out` (indices.length x blockFloats[m]). */
   async read(block: number, indices: ArrayLike<number>, out: Float32Array): Promise<void> {
     if (!this.finished) throw new Error('RowStore: read before finish');
-    const n = this.rowFloats;
+    const n = this.blockFloats[block];
     for (let i = 0; i < indices.length; i++) {
       const row = indices[i];
       if (!(row >= 0 && row < this.rowCount)) throw new RangeError(`RowStore: row ${row} out of range [0, ${this.rowCount})`);

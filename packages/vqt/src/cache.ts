@@ -20,7 +20,8 @@ export interface FeatureCacheOptions {
   expectedImages?: number;
   /**
    * Frozen hooks of another method (e.g. a trained AdaptFormer) that run before the cache reads the
-   * backbone: the cached LN1 outputs and CLS are those of the adapted model. They must keep the token count.
+   * backbone: the cached LN1 outputs and CLS are those of the adapted model. Hooks that add tokens
+   * (VPT's prompts) make a block's rows longer: the cache keeps each block's own length.
    */
   hooks?: readonly Hook[];
 }
@@ -45,7 +46,8 @@ export class FeatureCache implements DataSource<VqtCachedBatch> {
     /** Final CLS per image [size, D]. */
     readonly cls: Float32Array,
     readonly labels: Int32Array,
-    readonly tokens: number,
+    /** Tokens per block (the backbone's 1 + N, plus whatever adapting hooks insert, e.g. prompts). */
+    readonly blockTokens: readonly number[],
     readonly dim: number,
   ) {}
 
@@ -55,34 +57,39 @@ export class FeatureCache implements DataSource<VqtCachedBatch> {
    */
   static async build(vit: VisionTransformer, source: HostImageBatches, options: FeatureCacheOptions = {}): Promise<FeatureCache> {
     const { depth, dim, imageSize } = vit.config;
-    const tokens = vit.numTokens;
-    const rowFloats = tokens * dim;
     const budgetBytes = options.budgetBytes ?? DEFAULT_CACHE_BUDGET_BYTES;
-    const projected = (options.expectedImages ?? 0) * rowFloats * 4 * depth;
-    const store = new RowStore(depth, rowFloats, {
-      // A cache known not to fit skips the memory phase instead of writing it out later.
-      budgetBytes: projected > budgetBytes ? 0 : budgetBytes,
-      dir: options.dir,
-      spillDtype: options.spillDtype ?? 'float32',
-      keepFiles: options.keepFiles,
-    });
+    // Made at the first batch, once each block's token count is known.
+    let store: RowStore | undefined;
+    let blockTokens: number[] = [];
     const cls: Float32Array[] = [];
     const labels: Int32Array[] = [];
     try {
       for await (const batch of source) {
         const rows = checkBatch(batch, imageSize);
         const { ln1, finalCls } = await frozenFeatures(vit, batch, rows, options.hooks ?? []);
+        if (!store) {
+          blockTokens = ln1.map((data) => data.length / (rows * dim));
+          const rowFloats = blockTokens.map((t) => t * dim);
+          const projected = (options.expectedImages ?? 0) * rowFloats.reduce((a, b) => a + b, 0) * 4;
+          store = new RowStore(depth, rowFloats, {
+            // A cache known not to fit skips the memory phase instead of writing it out later.
+            budgetBytes: projected > budgetBytes ? 0 : budgetBytes,
+            dir: options.dir,
+            spillDtype: options.spillDtype ?? 'float32',
+            keepFiles: options.keepFiles,
+          });
+        }
         store.append(ln1, rows);
         cls.push(finalCls);
         labels.push(Int32Array.from(batch.labels));
       }
-      if (store.rows === 0) throw new Error('FeatureCache.build: the source yielded no images');
+      if (!store) throw new Error('FeatureCache.build: the source yielded no images');
       await store.finish();
     } catch (error) {
-      await store.close();
+      await store?.close();
       throw error;
     }
-    return new FeatureCache(store, concat(cls, Float32Array), concat(labels, Int32Array), tokens, dim);
+    return new FeatureCache(store, concat(cls, Float32Array), concat(labels, Int32Array), blockTokens, dim);
   }
 
   get size(): number {
@@ -136,8 +143,7 @@ export class FeatureCache implements DataSource<VqtCachedBatch> {
 
   private async readHost(indices: ArrayLike<number>): Promise<HostCachedBatch> {
     const rows = indices.length;
-    const rowFloats = this.tokens * this.dim;
-    const ln1 = Array.from({ length: this.depth }, () => new Float32Array(rows * rowFloats));
+    const ln1 = this.blockTokens.map((tokens) => new Float32Array(rows * tokens * this.dim));
     await Promise.all(ln1.map((out, m) => this.store.read(m, indices, out)));
     const cls = new Float32Array(rows * this.dim);
     const labels = new Int32Array(rows);
@@ -152,7 +158,7 @@ export class FeatureCache implements DataSource<VqtCachedBatch> {
   private toTensors(host: HostCachedBatch): VqtCachedBatch {
     const rows = host.labels.length;
     return {
-      ln1: host.ln1.map((data) => tf.tensor3d(data, [rows, this.tokens, this.dim])),
+      ln1: host.ln1.map((data, m) => tf.tensor3d(data, [rows, this.blockTokens[m], this.dim])),
       cls: tf.tensor2d(host.cls, [rows, this.dim]),
       labels: host.labels,
     };
@@ -183,13 +189,6 @@ async function frozenFeatures(vit: VisionTransformer, batch: HostImageBatch, row
       return [...tap.ln1, cls];
     }),
   );
-  const changed = tensors.findIndex((t, m) => m < vit.config.depth && t.shape[1] !== vit.numTokens);
-  if (changed >= 0) {
-    tf.dispose(tensors);
-    throw new Error(
-      `FeatureCache.build: hooks ${hooks.map((h) => h.name).join(', ')} change block ${changed}'s token count (${vit.numTokens} -> ${tensors[changed].shape[1]}); the cache holds the backbone's own tokens, so train from images instead`,
-    );
-  }
   try {
     const values = await Promise.all(tensors.map(async (t) => ownBuffer((await t.data()) as Float32Array)));
     return { ln1: values.slice(0, -1), finalCls: values[values.length - 1] };

@@ -53,17 +53,32 @@ describe('VQT on a frozen base hook', () => {
     stacked.dispose();
   });
 
-  it('refuses a base hook with trainable variables, and a cache hook that changes the token count', async () => {
+  it('refuses a base hook with trainable variables', () => {
     const w = tf.variable(tf.zeros<tf.Rank.R2>([TINY.dim, TINY.dim]));
     const trainable: Hook = { name: 'lora', trainableVariables: () => [w], linearDelta: (_, x) => linear(x, w) };
     expect(() => new VqtModel(vit, { numClasses: 4, baseHooks: [trainable] })).toThrow(/base hook "lora" has trainable variables/);
-    const prompt = tf.zeros([1, 2, TINY.dim]);
+    w.dispose();
+  });
+
+  it('caches each block at its own length when a base hook adds tokens (prompts), and reads them as from images', async () => {
+    // Prompts appended before every block and kept: block m sees 1 + N + 2 (m + 1) tokens.
+    const prompt = tf.randomNormal([1, 2, TINY.dim], 0, 0.5, 'float32', 8);
     const vpt: Hook = {
       name: 'vpt',
       trainableVariables: () => [],
       beforeBlock: (x) => tf.concat([x, tf.tile(prompt, [x.shape[0], 1, 1])], 1) as tf.Tensor3D,
     };
-    await expect(FeatureCache.build(vit, chunks(images, labels, TINY.imageSize, 4), { hooks: [vpt] })).rejects.toThrow(/hooks vpt change block 0's token count/);
-    tf.dispose([w, prompt]);
+    const model = new VqtModel(vit, { numClasses: 4, queries: 1, headInitStd: 0.05, seed: 2, baseHooks: [vpt] });
+    const cache = await model.buildCache(chunks(images, labels, TINY.imageSize, 4));
+    const tokens = vit.numTokens;
+    expect(cache.blockTokens).toEqual([tokens + 2, tokens + 4, tokens + 6]);
+    const cachedBatch = await first(cache);
+    const imageBatch = await first(new ImageArraySource(images, labels, TINY.imageSize));
+    tf.tidy(() => {
+      expect(maxAbsDiff(model.features(imageBatch), model.features(cachedBatch))).toBeLessThan(1e-5);
+    });
+    tf.dispose([imageBatch, cachedBatch, prompt] as unknown as tf.TensorContainer);
+    await cache.close();
+    model.dispose();
   });
 });
