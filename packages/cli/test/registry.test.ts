@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CORE_FIXTURES, errorLines, vqt } from './helpers.js';
+import { CORE_FIXTURES, errorLines, vqt, vqtAsync } from './helpers.js';
 
 // The CLI knows methods only through core's registry: flags, help, and the adapters it opens.
 const root = mkdtempSync(join(tmpdir(), 'vqt-registry-'));
@@ -73,5 +73,48 @@ describe('methods from the registry', () => {
     expect(errorLines(bad)[0]).toContain(`${notImage}: not a decodable PNG or JPEG image`);
     const config = JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8'));
     expect(config.training.normalization).toBe('imagenet');
+  });
+});
+
+describe('every method and stack from the command line', () => {
+  const methods: [string, string[]][] = [
+    ['vpt', ['--prompts', '2']],
+    ['vpt-shallow', ['--prompts', '2']],
+    ['adaptformer', ['--bottleneck', '8']],
+    ['lora', ['--rank', '2', '--targets', 'q,v,fc1']],
+    ['vpt+vqt', ['--prompts', '2', '--queries', '1']],
+    ['adaptformer+vqt', ['--bottleneck', '8']],
+    ['lora+vqt', ['--rank', '2']],
+  ];
+  it.each(methods)('%s trains, saves, reopens and predicts', async (method, flags) => {
+    const out = join(root, `m-${method}`);
+    const train = await vqtAsync(['train', '--method', method, ...common, ...flags, '--epochs', '1', '--warmup', '0', '--out', out, '--eval-split', 'test']);
+    expect(train.status, train.stderr).toBe(0);
+    expect(train.stderr).toMatch(/test top-1: \d+\.\d\d% \(\d+\/32\)/);
+    const config = JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8'));
+    expect(config.method).toBe(method);
+    if (method.includes('+')) expect(Object.keys(config.options)).toEqual(method.split('+'));
+    const image = join(task, 'images', 'test', '0000.png');
+    const predicted = await vqtAsync(['predict', '--checkpoint', checkpoint, '--adapter', out, '--json', '--top', '1', image]);
+    expect(predicted.status, predicted.stderr).toBe(0);
+    expect(JSON.parse(predicted.stdout)[0].top[0].probability).toBeGreaterThan(0);
+  });
+
+  it('eval and embed open stacks and adapting methods: cls is the adapted CLS, head the head input', async () => {
+    const input = join(CORE_FIXTURES, 'tiny_f32', 'input.npy');
+    const evaluated = await vqtAsync(['eval', '--checkpoint', checkpoint, '--adapter', join(root, 'm-lora+vqt'), '--data', task]);
+    expect(evaluated.status, evaluated.stderr).toBe(0);
+    expect(evaluated.stdout).toMatch(/^test top-1: /);
+    const embed = async (adapter: string, features: string) => {
+      const out = join(root, `${features}-${adapter}.npy`);
+      const run = await vqtAsync(['embed', '--checkpoint', checkpoint, '--adapter', join(root, adapter), '--input', input, '--out', out, '--features', features]);
+      expect(run.status, run.stderr).toBe(0);
+      return readFileSync(out);
+    };
+    const plain = join(root, 'plain-cls.npy');
+    expect((await vqtAsync(['embed', '--checkpoint', checkpoint, '--heads', '3', '--input', input, '--out', plain])).status).toBe(0);
+    // VPT's prompts change the CLS; the head of a stack reads [CLS, Z'_1..Z'_M]: D (1 + depth) features.
+    expect((await embed('m-vpt', 'cls')).equals(readFileSync(plain))).toBe(false);
+    expect((await embed('m-lora+vqt', 'head')).length).toBeGreaterThan((await embed('m-lora', 'head')).length);
   });
 });
