@@ -18,11 +18,13 @@ export function linear(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tens
 
 function frozenLinear(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tensor2D {
   const op = customOp(([input], save) => {
-    save([]);
+    // Saved (a clone sharing w's buffer, only while a tape records) so that a weight derived per call,
+    // such as a per-head slice, outlives the forward's tidy until the backward pass has used it.
+    save([w]);
     const y = tf.matMul(input as tf.Tensor2D, w);
     return {
       value: b ? tf.add(y, b) : y,
-      gradFunc: (dy) => inputGradient(dy as tf.Tensor2D, w),
+      gradFunc: (dy, saved) => inputGradient(dy as tf.Tensor2D, saved[0] as tf.Tensor2D),
     };
   });
   return op(x) as tf.Tensor2D;
