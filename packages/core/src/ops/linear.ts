@@ -9,10 +9,11 @@ export function isTrainable(t: tf.Tensor): boolean {
  * y = x @ w + b with x [rows, in], w [in, out] (input-major, unlike torch's [out, in]).
  * Written with explicit transposes in the gradient: on wasm matMul's transpose flags and the default
  * matMul gradient run ~8x slower (ENGINE.md). Frozen weights are closed over so no gradient is
- * computed for them.
+ * computed for them; `weightGradient` forces the gradient for weights derived from a trainable variable.
  */
-export function linear(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tensor2D {
-  if (isTrainable(w) || (b !== undefined && isTrainable(b))) return trainableLinear(x, w, b);
+export function linear(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D, weightGradient = false): tf.Tensor2D {
+  // weightGradient: w or b is derived on the tape from a trainable variable (a per-head slice), not a variable itself.
+  if (weightGradient || isTrainable(w) || (b !== undefined && isTrainable(b))) return trainableLinear(x, w, b);
   return frozenLinear(x, w, b);
 }
 

@@ -3,7 +3,7 @@ import type { LinearName } from '../hooks.js';
 import { attendToFrozen } from '../ops/attend-frozen.js';
 import { layerNorm } from '../ops/layer-norm.js';
 import { linear } from '../ops/linear.js';
-import { derive, splitColumnsOnTape, splitColumnsThroughHost, splitVectorOnTape } from './derived.js';
+import { derive, derivesOnTape, splitColumnsOnTape, splitColumnsThroughHost, splitVectorOnTape } from './derived.js';
 import type { AttentionParams, LinearParams } from './params.js';
 
 /**
@@ -103,10 +103,12 @@ export class Attention {
     const heads = (name: 'q' | 'k' | 'v') => this.headWeights(name);
     const [qh, kh, vh] = [heads('q'), heads('k'), heads('v')];
     const images = batch > 1 ? (tf.split(x, batch, 0) as tf.Tensor2D[]) : [x];
+    const taped = (name: 'q' | 'k' | 'v') => derivesOnTape(this.params[name]);
+    const [qt, kt, vt] = [taped('q'), taped('k'), taped('v')];
     return this.perHeadLoop(batch, (b, h) => [
-      linear(images[b], qh[h].weight, qh[h].bias),
-      linear(images[b], kh[h].weight, kh[h].bias),
-      linear(images[b], vh[h].weight, vh[h].bias),
+      linear(images[b], qh[h].weight, qh[h].bias, qt),
+      linear(images[b], kh[h].weight, kh[h].bias, kt),
+      linear(images[b], vh[h].weight, vh[h].bias, vt),
     ]);
   }
 
@@ -195,7 +197,7 @@ export class Attention {
     const masked = tf.mul(tf.reshape(q, [rows, 1, dim]), headMask);
     const scaled = tf.mul(tf.reshape(masked, [rows * H, dim]), 1 / Math.sqrt(this.headDim)) as tf.Tensor2D;
     // linear(): the D x D products get gradients without matMul's slow transpose flags.
-    const qk = linear(scaled, keyProjectionT);
+    const qk = linear(scaled, keyProjectionT, undefined, derivesOnTape(this.params.k));
     const mixed = attendToFrozen(perImage ? (tf.reshape(qk, [batch, count * H, dim]) as tf.Tensor3D) : qk, ln1); // [B, T*H, D]
     const values = linear(tf.reshape(mixed, [batch * count * H, dim]) as tf.Tensor2D, this.params.v.weight);
     const ownHead = tf.sum(tf.mul(tf.reshape(values, [batch * count, H, dim]), headMask), 1);

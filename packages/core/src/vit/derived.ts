@@ -13,6 +13,11 @@ export function derive<T extends tf.Tensor>(param: tf.Tensor, onTape: () => T[],
   return untaped(offTape);
 }
 
+/** True when weights derived from this Linear must carry a gradient back to it (see derive). */
+export function derivesOnTape(p: { weight: tf.Tensor; bias?: tf.Tensor }): boolean {
+  return isRecordingGradients() && (isTrainable(p.weight) || (p.bias !== undefined && isTrainable(p.bias)));
+}
+
 /** Columns [h d, (h + 1) d) of w [in, H d] for every head: one host read and H writes (tf.slice copies all of w per piece on wasm). */
 export function splitColumnsThroughHost(w: tf.Tensor2D, heads: number): tf.Tensor2D[] {
   const [rows, cols] = w.shape;

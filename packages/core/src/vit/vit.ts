@@ -44,6 +44,8 @@ export class VisionTransformer {
   readonly blocks: VitBlock[];
   /** The config with every variant field spelled out. */
   readonly resolved: ResolvedVitConfig;
+  /** tf.Variable names must be unique in the engine: makeTrainable names them `vit<n>/<parameter>`. */
+  private readonly variablePrefix = `vit${nextModelId++}`;
 
   constructor(
     readonly config: VitConfig,
@@ -104,7 +106,8 @@ export class VisionTransformer {
    * Makes backbone parameters trainable, in place: each chosen parameter is replaced by a trainable
    * tf.Variable holding its values (the old tensor is disposed), and the model runs with it from the
    * next call on (nothing is snapshotted at construction). Full fine-tuning: `vit.makeTrainable()`;
-   * a part: `vit.makeTrainable((name) => name.startsWith('blocks.11.'))`. Returns the variables by name.
+   * a part: `vit.makeTrainable((name) => name.startsWith('blocks.11.'))`. Returns the variables by
+   * parameter name (each variable's own name is `vit<n>/<parameter name>`, unique in the engine).
    */
   makeTrainable(select: (name: string) => boolean = () => true): Map<string, tf.Variable> {
     const chosen = new Map<string, tf.Variable>();
@@ -115,7 +118,7 @@ export class VisionTransformer {
           if (select(name)) chosen.set(name, value);
         } else if (value instanceof tf.Tensor) {
           if (!select(name)) continue;
-          const variable = tf.variable(value, true, `vit/${name}`);
+          const variable = tf.variable(value, true, `${this.variablePrefix}/${name}`);
           value.dispose();
           holder[key] = variable;
           chosen.set(name, variable);
@@ -316,6 +319,8 @@ export class VisionTransformer {
     };
   }
 }
+
+let nextModelId = 0;
 
 /** Parameter field -> timm name part, where they differ. */
 const PARAM_NAMES: Record<string, string> = {
