@@ -7,6 +7,8 @@ import { log } from '../runtime.js';
 export interface EmbedOptions {
   checkpoint: string;
   heads?: number;
+  /** Load a checkpoint with tensors the loader does not use (warned about). */
+  ignoreUnknown?: boolean;
   input: string;
   out: string;
   features: 'cls' | 'blocks' | 'head';
@@ -23,12 +25,12 @@ export async function embedCommand(options: EmbedOptions): Promise<void> {
   let output: HostTensor;
   if (options.features === 'head') {
     if (!options.adapter) throw new UsageError('--features head needs --adapter DIR');
-    const { backbone, trained } = openAdapter(options.checkpoint, options.adapter, options.heads, height);
+    const { backbone, trained } = openAdapter(options.checkpoint, options.adapter, options.heads, height, options.ignoreUnknown);
     output = runBatches(input, options.batch, (x) => trained.headFeatures(x));
     trained.dispose();
     backbone.model.dispose();
   } else {
-    const { model, info } = loadVit(options.checkpoint, { heads: options.heads, imageSize: height });
+    const { model, info } = loadVit(options.checkpoint, { heads: options.heads, imageSize: height, ignoreUnknown: options.ignoreUnknown });
     if (height % info.config.patchSize !== 0) throw new UsageError(`${options.input}: input: image size ${height} is not a multiple of the patch size ${info.config.patchSize}`);
     if (options.features === 'cls') {
       output = runBatches(input, options.batch, (x) => model.forward(x).cls);

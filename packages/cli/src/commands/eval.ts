@@ -7,9 +7,11 @@ import { createMethod, type TrainedMethod } from '../methods/index.js';
 import { log } from '../runtime.js';
 
 /** Loads the backbone and the adapter trained on it (heads default to the adapter's record). */
-export function openAdapter(checkpoint: string, adapterDir: string, heads?: number, imageSize?: number): { backbone: LoadedVit; trained: TrainedMethod } {
+export function openAdapter(checkpoint: string, adapterDir: string, heads?: number, imageSize?: number, ignoreUnknown?: boolean): { backbone: LoadedVit; trained: TrainedMethod } {
   const adapter = loadAdapter(adapterDir);
-  const backbone = loadVit(checkpoint, { heads: heads ?? adapter.config.backbone.config.heads, imageSize });
+  // What no tensor tells (heads, activation, eps, pooling) as the adapter recorded it.
+  const recorded = adapter.config.backbone.config;
+  const backbone = loadVit(checkpoint, { heads: heads ?? recorded.heads, imageSize, ignoreUnknown, eps: recorded.eps, activation: recorded.activation, globalPool: recorded.globalPool });
   if (backbone.sha256 !== adapter.config.backbone.sha256) {
     backbone.model.dispose();
     throw new UsageError(
@@ -22,6 +24,7 @@ export function openAdapter(checkpoint: string, adapterDir: string, heads?: numb
 export interface EvalCommandOptions {
   checkpoint: string;
   heads?: number;
+  ignoreUnknown?: boolean;
   adapter: string;
   data: string;
   split: string;
@@ -31,7 +34,7 @@ export interface EvalCommandOptions {
 }
 
 export async function evalCommand(options: EvalCommandOptions): Promise<{ top1: number; correct: number; count: number }> {
-  const { backbone, trained } = openAdapter(options.checkpoint, options.adapter, options.heads);
+  const { backbone, trained } = openAdapter(options.checkpoint, options.adapter, options.heads, undefined, options.ignoreUnknown);
   const split = await openTaskSplit(options.data, parseSplit(options.split), backbone.model.config.imageSize, options.normalization);
   if (split.numClasses !== trained.numClasses) {
     throw new UsageError(`${options.data}: the task has ${split.numClasses} classes, the adapter ${trained.numClasses}`);

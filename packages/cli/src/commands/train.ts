@@ -11,6 +11,8 @@ export interface TrainCommandOptions extends MethodOptions {
   method: string;
   checkpoint: string;
   heads?: number;
+  /** Load a checkpoint with tensors the loader does not use (warned about). */
+  ignoreUnknown?: boolean;
   data: string;
   split: string;
   evalSplit?: string;
@@ -41,7 +43,7 @@ export interface TrainOutcome {
 
 /** vqt train: fit one method on a VTAB-style task folder and save its adapter. */
 export async function trainCommand(options: TrainCommandOptions): Promise<TrainOutcome> {
-  const backbone = loadVit(options.checkpoint, { heads: options.heads });
+  const backbone = loadVit(options.checkpoint, { heads: options.heads, ignoreUnknown: options.ignoreUnknown });
   const vit = backbone.model;
   const method = createMethod(options.method);
   const imageSize = vit.config.imageSize;
