@@ -51,6 +51,33 @@ describe('--ignore-unknown and strict loading', () => {
   });
 });
 
+/** The LayerScale + registers + QuickGELU fixture as a timm hub folder (QuickGELU is only in config.json). */
+function variantHub(): string {
+  const hub = join(dir, 'hub');
+  mkdirSync(hub, { recursive: true });
+  const { tensors } = readSafetensors(join(CORE_FIXTURES, 'tiny_ls_reg_quickgelu', 'model.safetensors'));
+  writeFileSync(join(hub, 'model.safetensors'), encodeSafetensors(tensors));
+  writeFileSync(join(hub, 'config.json'), JSON.stringify({ architecture: 'vit_tiny_test', global_pool: 'token', model_args: { num_heads: 3, act_layer: 'quick_gelu' } }));
+  return hub;
+}
+
+describe('vqt embed on a timm hub folder with registers', () => {
+  for (const features of ['cls', 'blocks'] as const) {
+    it(`--features ${features} matches the reference, no --heads (registers dropped from blocks)`, () => {
+      const fixture = join(CORE_FIXTURES, 'tiny_ls_reg_quickgelu');
+      const out = join(dir, `hub-${features}.npy`);
+      const run = vqt(['embed', '--checkpoint', variantHub(), '--input', join(fixture, 'input.npy'), '--out', out, '--features', features]);
+      expect(run.status, run.stderr).toBe(0);
+      const got = readNpy(out);
+      const want = readNpy(join(fixture, `${features}.npy`));
+      expect(got.shape).toEqual(want.shape);
+      let worst = 0;
+      for (let i = 0; i < got.data.length; i++) worst = Math.max(worst, Math.abs(Number(got.data[i]) - Number(want.data[i])));
+      expect(worst).toBeLessThanOrEqual(1e-4);
+    });
+  }
+});
+
 describe('vqt inspect', () => {
   it('prints the variant, where the heads came from, the unused head and unknown tensors', () => {
     const run = vqt(['inspect', withUnknown()]);
@@ -62,12 +89,7 @@ describe('vqt inspect', () => {
   });
 
   it('a timm hub folder: architecture, variant and registers', () => {
-    const hub = join(dir, 'hub');
-    mkdirSync(hub, { recursive: true });
-    const { tensors } = readSafetensors(join(CORE_FIXTURES, 'tiny_ls_reg_quickgelu', 'model.safetensors'));
-    writeFileSync(join(hub, 'model.safetensors'), encodeSafetensors(tensors));
-    writeFileSync(join(hub, 'config.json'), JSON.stringify({ architecture: 'vit_tiny_test', global_pool: 'token', model_args: { num_heads: 3, act_layer: 'quick_gelu' } }));
-    const run = vqt(['inspect', hub]);
+    const run = vqt(['inspect', variantHub()]);
     expect(run.status, run.stderr).toBe(0);
     expect(run.stdout).toMatch(/^timm arch +vit_tiny_test$/m);
     expect(run.stdout).toMatch(/heads 3 \(from config\.json\)/);

@@ -36,7 +36,7 @@ export async function embedCommand(options: EmbedOptions): Promise<void> {
       output = runBatches(input, options.batch, (x) => model.forward(x).cls);
     } else {
       const { depth, dim } = info.config;
-      const tokens = model.numTokens;
+      const tokens = model.numTokens - (info.config.registerTokens ?? 0); // returned blocks drop the register tokens
       const data = new Float32Array(depth * batch * tokens * dim);
       forEachBatch(input, options.batch, (x, start) => {
         tf.tidy(() => {

@@ -10,7 +10,7 @@ import type { VitParams } from './params.js';
 export interface ForwardOptions {
   hooks?: readonly Hook[];
   training?: boolean;
-  /** Also return every block's output [B, L, D] (like timm's forward_intermediates). */
+  /** Also return every block's output [B, 1 + N, D] (like timm's forward_intermediates, without register tokens). */
   returnBlocks?: boolean;
   /** Seed for this step's randomness in hooks (dropout). */
   seed?: number;
