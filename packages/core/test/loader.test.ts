@@ -212,3 +212,30 @@ describe("timm's known architectures by name", () => {
     expect(knownArchitecture('convnext_tiny')).toBeUndefined();
   });
 });
+
+describe('what no tensor tells', () => {
+  it('a pre-norm file without config.json gets timm CLIP eps 1e-5, with a note', () => {
+    const { tensors, metadata } = readSafetensors(TINY_F32);
+    tensors.set('norm_pre.weight', { shape: [48], data: new Float32Array(48).fill(1) });
+    tensors.set('norm_pre.bias', { shape: [48], data: new Float32Array(48) });
+    tensors.delete('patch_embed.proj.bias');
+    const file = join(dir, 'clip-like.safetensors');
+    writeFileSync(file, encodeSafetensors(tensors, { metadata }));
+    const info = inspectCheckpoint(file);
+    expect(info.config).toMatchObject({ preNorm: true, eps: 1e-5 });
+    expect(info.notes.join(' ')).toMatch(/eps 1e-5 and GELU assumed/);
+    expect(inspectCheckpoint(file, { eps: 1e-6 }).config.eps).toBe(1e-6);
+  });
+
+  it('registers whose pos_embed rows fit a grid both ways ask for no_embed_class', () => {
+    // 4 registers + CLS = 5 prefix rows; 9 rows are a 3x3 grid alone or a 2x2 grid after the prefix.
+    const tensors = readSafetensors(TINY_F32).tensors;
+    tensors.set('reg_token', { shape: [1, 4, 48], data: new Float32Array(4 * 48) });
+    tensors.set('pos_embed', { shape: [1, 9, 48], data: new Float32Array(9 * 48) });
+    const file = join(dir, 'ambiguous.safetensors');
+    writeFileSync(file, encodeSafetensors(tensors));
+    expect(oneLineError(() => inspectCheckpoint(file))).toMatch(/ambiguous\.safetensors: pos_embed: 9 rows fit a grid both with and without the 5 prefix token\(s\); give noEmbedClass/);
+    expect(inspectCheckpoint(file, { noEmbedClass: true }).checkpointImageSize).toBe(3 * 8);
+    expect(inspectCheckpoint(file, { noEmbedClass: false }).checkpointImageSize).toBe(2 * 8);
+  });
+});

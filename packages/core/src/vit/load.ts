@@ -32,6 +32,8 @@ export interface VitLoadOptions {
   eps?: number;
   activation?: Activation;
   globalPool?: GlobalPool;
+  /** Only needed when the position embedding's row count fits a grid both with and without the CLS/register rows. */
+  noEmbedClass?: boolean;
 }
 
 export type HeadsSource = 'option' | 'metadata' | 'config.json' | 'qk-norm' | 'npz' | 'default';
@@ -123,7 +125,8 @@ export function inferArchitecture(tensors: Tensors, file: string, format: Checkp
   const rows = r.get(posName, [1, undefined, dim]).shape[1];
   const prefix = prefixTokens({ registerTokens });
   let noEmbedClass: boolean;
-  if (hints.noEmbedClass !== undefined) noEmbedClass = hints.noEmbedClass;
+  const givenNoEmbedClass = options.noEmbedClass ?? hints.noEmbedClass;
+  if (givenNoEmbedClass !== undefined) noEmbedClass = givenNoEmbedClass;
   else if (isSquare(rows) && isSquare(rows - prefix)) {
     throw new FileFormatError(file, `${rows} rows fit a grid both with and without the ${prefix} prefix token(s); give noEmbedClass (a timm config.json beside the weights does)`, posName);
   } else noEmbedClass = timm && isSquare(rows);
@@ -176,8 +179,11 @@ export function inferArchitecture(tensors: Tensors, file: string, format: Checkp
     depth,
     heads,
     mlpRatio: hidden / dim,
-    eps: options.eps ?? hints.eps ?? 1e-6,
+    // timm builds every pre-norm ViT it ships (the CLIP family) with LayerNorm eps 1e-5, the others with 1e-6.
+    eps: options.eps ?? hints.eps ?? (preNorm ? 1e-5 : 1e-6),
   };
+  const notes = [...(hints.notes ?? [])];
+  if (preNorm && options.eps === undefined && hints.eps === undefined) notes.push('pre-norm (CLIP) without a config.json: LayerNorm eps 1e-5 and GELU assumed, as timm builds its CLIP ViTs');
   // Variant fields only when they differ from the original ViT: a standard checkpoint's config stays as it was.
   const activation = options.activation ?? hints.activation ?? 'gelu';
   if (preNorm) config.preNorm = true;
@@ -205,7 +211,7 @@ export function inferArchitecture(tensors: Tensors, file: string, format: Checkp
     architecture: hints.architecture,
     unusedTensors,
     unknownTensors,
-    notes: [...(hints.notes ?? [])],
+    notes,
   };
 }
 
