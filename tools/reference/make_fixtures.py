@@ -334,6 +334,10 @@ VARIANT_CASES = [
                                                "no_embed_class": True, "eps": 1e-5},
      "patch 14 (grid 3x3), norm_pre (no patch bias), qk-norm, global average pooling with "
      "fc_norm (no norm), no_embed_class, LayerNorm eps 1e-5; cls.npy is the pooled fc-normed feature"),
+    ("tiny_reg_resample", 9000, 8, 32, {"reg_tokens": 3},
+     "3 register tokens with position embeddings (no_embed_class off: pos_embed has 1 + 3 + 16 rows), "
+     "checkpoint grid 4x4 run at 48 (6x6): the CLS and register rows are kept, the patch rows "
+     "resampled; blocks.npy without the registers", 48),
 ]
 
 TS_NAMES = {"layer_scale": "layerScale", "reg_tokens": "registerTokens", "no_embed_class": "noEmbedClass",
@@ -341,7 +345,9 @@ TS_NAMES = {"layer_scale": "layerScale", "reg_tokens": "registerTokens", "no_emb
             "eps": "eps", "act": "activation"}
 
 
-def variant_case(name: str, seed: int, patch: int, img_size: int, variant: dict, description: str) -> None:
+def variant_case(name: str, seed: int, patch: int, img_size: int, variant: dict, description: str,
+                 run_size: int = 0) -> None:
+    run_size = run_size or img_size
     folder = os.path.join(CORE, name)
     os.makedirs(folder, exist_ok=True)
     sd = random_variant_weights(seed, img_size, patch, variant)
@@ -350,7 +356,7 @@ def variant_case(name: str, seed: int, patch: int, img_size: int, variant: dict,
     R.save_safetensors(path, sd, "F32", meta)
     loaded, _ = R.load_safetensors(path)
     model = R.vit_from_timm_state_dict(loaded, HEADS, **variant)
-    x = random_input(seed + 1, img_size)
+    x = random_input(seed + 1, run_size)
     T = 2
     queries = np.random.default_rng(seed + 2).uniform(-0.3, 0.3, (DEPTH, T, DIM)).astype(np.float32)
     with torch.no_grad():
@@ -362,7 +368,7 @@ def variant_case(name: str, seed: int, patch: int, img_size: int, variant: dict,
     save_npy(folder, "query_outputs.npy", zq)
     ts_variant = {TS_NAMES[k]: ("quickGelu" if v == "quick_gelu" else v) for k, v in variant.items()}
     write_json(os.path.join(folder, "config.json"), {
-        "format": "safetensors", "imageSize": img_size, "runImageSize": img_size, "patchSize": patch,
+        "format": "safetensors", "imageSize": img_size, "runImageSize": run_size, "patchSize": patch,
         "dim": DIM, "depth": DEPTH, "heads": HEADS, "mlpRatio": MLP_RATIO, "dtype": "F32",
         "batch": BATCH, "numClasses": NUM_CLASSES, "seed": seed, "variant": ts_variant,
         "referenceArguments": variant, "numQueries": T, "description": description,
@@ -373,10 +379,11 @@ def variant_self_checks() -> None:
     """VQT's direct formula == masked full attention, and registers are attended to, on every
     variant model (the identities the TS side-query path relies on, or not, with qk-norm)."""
     print("variant self-checks")
-    for name, seed, patch, img_size, variant, _ in VARIANT_CASES:
+    for name, seed, patch, img_size, variant, _, *run in VARIANT_CASES:
+        run_size = run[0] if run else img_size
         sd = random_variant_weights(seed, img_size, patch, variant)
         model = R.vit_from_timm_state_dict(sd, HEADS, **variant)
-        img = t64(random_input(seed + 1, img_size))
+        img = t64(random_input(seed + 1, run_size))
         q = torch.from_numpy(np.random.default_rng(5).uniform(-0.5, 0.5, (DEPTH, 3, DIM)))
         with torch.no_grad():
             o = model.forward_all(img, queries=q)
@@ -401,7 +408,7 @@ def variant_self_checks() -> None:
                 check(changed > 1e-3, f"{name}: the queries attend to the registers (change {changed:.1e})")
                 model.reg_token.sub_(shift)
             blocks = o["blocks"][0]
-            check(blocks.shape[1] == 1 + (img_size // patch) ** 2, f"{name}: block outputs drop the registers")
+            check(blocks.shape[1] == 1 + (run_size // patch) ** 2, f"{name}: block outputs drop the registers")
 
 
 def tiny_case_config(ckpt_rel: str, ckpt_sha: str) -> dict:

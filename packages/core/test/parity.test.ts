@@ -36,14 +36,19 @@ describe('numerical parity with the PyTorch reference', () => {
   }
 
   // timm's variants; the fixture's config.json `variant` holds the fields no tensor tells (activation, eps, pooling).
-  const VARIANT_CASES = ['tiny_ls_reg_quickgelu', 'tiny_prenorm_qknorm_gap'];
+  const VARIANT_CASES = ['tiny_ls_reg_quickgelu', 'tiny_prenorm_qknorm_gap', 'tiny_reg_resample'];
   for (const name of VARIANT_CASES) {
     for (const kernel of ['perHead', 'batched'] as const) {
       it(`${name} (${kernel} attention): image feature, block outputs and side-query outputs within 1e-4`, () => {
         const dir = join(FIXTURES, name);
         const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
         const { variant } = config;
-        const { model, info } = loadVit(join(dir, 'model.safetensors'), { activation: variant.activation, eps: variant.eps, globalPool: variant.globalPool });
+        const { model, info } = loadVit(join(dir, 'model.safetensors'), {
+          activation: variant.activation,
+          eps: variant.eps,
+          globalPool: variant.globalPool,
+          imageSize: config.runImageSize,
+        });
         for (const [key, value] of Object.entries(variant)) {
           if (key === 'fcNorm') continue;
           expect(info.config[key as keyof typeof info.config], key).toBe(value);
