@@ -46,8 +46,6 @@ export type LinearDeltas = (name: LinearName, input: tf.Tensor2D) => tf.Tensor2D
  */
 export class Attention {
   readonly headDim: number;
-  /** [H, D]: row h is 1 on head h's columns (a constant of the shape, not of the weights). */
-  private headMaskTensor?: tf.Tensor2D;
 
   constructor(
     private readonly params: AttentionParams,
@@ -63,9 +61,8 @@ export class Attention {
     return this.params.qNorm !== undefined;
   }
 
-  dispose(): void {
-    this.headMaskTensor?.dispose();
-  }
+  /** Nothing to free: the parameters belong to the model, and nothing is derived ahead of a call. */
+  dispose(): void {}
 
   /** A Linear of this module plus the hooks' deltas. */
   project(name: 'q' | 'k' | 'v' | 'proj', input: tf.Tensor2D, deltas: LinearDeltas): tf.Tensor2D {
@@ -177,13 +174,11 @@ export class Attention {
       : this.sideContextFromLn1(ln1, q, perImage, count);
   }
 
+  /** [H, D]: row h is 1 on head h's columns. Built on the host (tf.oneHot refuses depth 1: one head). */
   private headMask(dim: number): tf.Tensor2D {
-    if (!this.headMaskTensor) {
-      const mask = new Float32Array(this.heads * dim);
-      for (let h = 0; h < this.heads; h++) mask.fill(1, h * dim + h * this.headDim, h * dim + (h + 1) * this.headDim);
-      this.headMaskTensor = tf.keep(tf.tensor2d(mask, [this.heads, dim]));
-    }
-    return this.headMaskTensor;
+    const mask = new Float32Array(this.heads * dim);
+    for (let h = 0; h < this.heads; h++) mask.fill(1, h * dim + h * this.headDim, h * dim + (h + 1) * this.headDim);
+    return tf.tensor2d(mask, [this.heads, dim]);
   }
 
   private sideContextFromLn1(ln1: tf.Tensor3D, q: tf.Tensor2D, perImage: boolean, count: number): tf.Tensor2D {
