@@ -6,7 +6,7 @@ import { parseNpz } from './io/npz.js';
 import { parseSafetensors } from './io/safetensors.js';
 import type { HostTensor } from './io/types.js';
 import { inferArchitecture, vitFromTensors, type ArchitectureInfo, type CheckpointFormat, type VitLoadOptions } from './vit/load.js';
-import { hintsFromTimmConfig, type ArchitectureHints } from './vit/timm-archs.js';
+import { hintsFromTimmConfig, knownArchitecture, type ArchitectureHints } from './vit/timm-archs.js';
 import type { VisionTransformer } from './vit/vit.js';
 
 export interface CheckpointContents {
@@ -173,7 +173,12 @@ function recordedHeads(contents: CheckpointContents): number | undefined {
 /** Options for the weights of `contents`: explicit options first, then the file's metadata, then config.json. */
 function resolvedOptions(contents: CheckpointContents, options: VitLoadOptions): { resolved: VitLoadOptions; headsFromMetadata: boolean } {
   const given = stripUndefined(options);
-  const hints = { ...(contents.hints ?? {}), ...(given.hints ?? {}) };
+  let named: ArchitectureHints | undefined;
+  if (given.architecture !== undefined) {
+    named = knownArchitecture(given.architecture);
+    if (!named) throw new FileFormatError(contents.file, `unknown timm architecture "${given.architecture}" (known: vit_{tiny,small,base,large,huge}_patch*_{224,384,...} with _clip_ / _clip_quickgelu_, vit_*_patch14[_reg4]_dinov2, deit3_*)`);
+  }
+  const hints = { ...(contents.hints ?? {}), ...(named ?? {}), ...(given.hints ?? {}) };
   const metadataHeads = recordedHeads(contents);
   const headsFromMetadata = metadataHeads !== undefined && given.heads === undefined;
   return { resolved: { ...given, hints, ...(headsFromMetadata ? { heads: metadataHeads } : {}) }, headsFromMetadata };

@@ -227,6 +227,14 @@ describe('what no tensor tells', () => {
     expect(inspectCheckpoint(file, { eps: 1e-6 }).config.eps).toBe(1e-6);
   });
 
+  it('a timm architecture name stands in for config.json beside a bare file', () => {
+    const file = join(FIXTURES, 'tiny_f32', 'model.safetensors');
+    const info = inspectCheckpoint(file, { architecture: 'vit_base_patch16_clip_quickgelu_224' });
+    expect(info.config).toMatchObject({ eps: 1e-5, activation: 'quickGelu', heads: 3 }); // heads: the file's metadata wins
+    expect(info.architecture).toBe('vit_base_patch16_clip_quickgelu_224');
+    expect(oneLineError(() => inspectCheckpoint(file, { architecture: 'resnet50' }))).toMatch(/unknown timm architecture "resnet50"/);
+  });
+
   it('registers whose pos_embed rows fit a grid both ways ask for no_embed_class', () => {
     // 4 registers + CLS = 5 prefix rows; 9 rows are a 3x3 grid alone or a 2x2 grid after the prefix.
     const tensors = readSafetensors(TINY_F32).tensors;

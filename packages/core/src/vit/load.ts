@@ -28,6 +28,11 @@ export interface VitLoadOptions {
   onWarning?: (message: string) => void;
   /** What no tensor tells (eps, activation, pooling, ...): from a timm config.json, or given by hand. Options win over them. */
   hints?: Partial<ArchitectureHints>;
+  /**
+   * A timm architecture name (e.g. 'vit_base_patch16_clip_quickgelu_224') for a bare weights file:
+   * its known heads, eps, activation and layout, as a hub folder's config.json would give them.
+   */
+  architecture?: string;
   /** Override single variant fields no tensor tells. */
   eps?: number;
   activation?: Activation;
