@@ -75,6 +75,48 @@ def random_timm_weights(seed: int, img_size: int, num_classes: int = NUM_CLASSES
     return sd
 
 
+def random_variant_weights(seed: int, img_size: int, patch: int, variant: dict,
+                           num_classes: int = NUM_CLASSES) -> dict:
+    """random_timm_weights plus what the variant adds (from a second generator), in timm's
+    names: reg_token, norm_pre, blocks.i.ls1/ls2.gamma, blocks.i.attn.q_norm/k_norm, fc_norm
+    instead of norm; pos_embed rows as no_embed_class and the registers need; no patch
+    embedding bias with pre_norm."""
+    global PATCH
+    saved, PATCH = PATCH, patch
+    try:
+        sd = random_timm_weights(seed, img_size, num_classes)
+    finally:
+        PATCH = saved
+    rng = np.random.default_rng(seed + 7)
+    n = lambda *shape, std=1.0: (rng.standard_normal(shape) * std).astype(np.float32)  # noqa
+    D, d = DIM, DIM // HEADS
+    R = variant.get("reg_tokens", 0)
+    N = (img_size // patch) ** 2
+    rows = N if variant.get("no_embed_class") else 1 + R + N
+    sd["pos_embed"] = n(1, rows, D, std=0.1)
+    if R:
+        sd["reg_token"] = n(1, R, D, std=0.3)
+    if variant.get("pre_norm"):
+        sd["norm_pre.weight"] = 1 + n(D, std=0.1)
+        sd["norm_pre.bias"] = n(D, std=0.05)
+        del sd["patch_embed.proj.bias"]
+    for i in range(DEPTH):
+        t = f"blocks.{i}."
+        if variant.get("layer_scale"):
+            # gains far from 1 so that a loader ignoring them would be far off
+            sd[t + "ls1.gamma"] = 0.5 + n(D, std=0.2)
+            sd[t + "ls2.gamma"] = 0.5 + n(D, std=0.2)
+        if variant.get("qk_norm"):
+            for which in ("q_norm", "k_norm"):
+                sd[t + f"attn.{which}.weight"] = 1 + n(d, std=0.3)
+                sd[t + f"attn.{which}.bias"] = n(d, std=0.3)
+    use_fc_norm = variant.get("global_pool") == "avg" if variant.get("fc_norm") is None else variant["fc_norm"]
+    if use_fc_norm:
+        sd["fc_norm.weight"] = sd.pop("norm.weight")
+        sd["fc_norm.bias"] = sd.pop("norm.bias")
+    return sd
+
+
 @contextlib.contextmanager
 def fixed_zip_timestamps():
     """np.savez stamps each zip entry with the current time; pin it so that re-running the
@@ -282,6 +324,93 @@ def core_case(name: str, seed: int, img_size: int, run_size: int, fmt: str,
     return {"model": model, "input": x}
 
 
+# Variant cases: the reference's VisionTransformer arguments, and the same in the TS VitConfig names.
+VARIANT_CASES = [
+    ("tiny_ls_reg_quickgelu", 7000, 8, 32, {"layer_scale": True, "reg_tokens": 2, "no_embed_class": True,
+                                            "act": "quick_gelu"},
+     "LayerScale (ls1/ls2 gamma), 2 register tokens (reg_token, no position embedding: "
+     "no_embed_class), QuickGELU; blocks.npy without the registers"),
+    ("tiny_prenorm_qknorm_gap", 8000, 14, 42, {"pre_norm": True, "qk_norm": True, "global_pool": "avg",
+                                               "no_embed_class": True, "eps": 1e-5},
+     "patch 14 (grid 3x3), norm_pre (no patch bias), qk-norm, global average pooling with "
+     "fc_norm (no norm), no_embed_class, LayerNorm eps 1e-5; cls.npy is the pooled fc-normed feature"),
+    ("tiny_reg_resample", 9000, 8, 32, {"reg_tokens": 3},
+     "3 register tokens with position embeddings (no_embed_class off: pos_embed has 1 + 3 + 16 rows), "
+     "checkpoint grid 4x4 run at 48 (6x6): the CLS and register rows are kept, the patch rows "
+     "resampled; blocks.npy without the registers", 48),
+]
+
+TS_NAMES = {"layer_scale": "layerScale", "reg_tokens": "registerTokens", "no_embed_class": "noEmbedClass",
+            "pre_norm": "preNorm", "qk_norm": "qkNorm", "global_pool": "globalPool", "fc_norm": "fcNorm",
+            "eps": "eps", "act": "activation"}
+
+
+def variant_case(name: str, seed: int, patch: int, img_size: int, variant: dict, description: str,
+                 run_size: int = 0) -> None:
+    run_size = run_size or img_size
+    folder = os.path.join(CORE, name)
+    os.makedirs(folder, exist_ok=True)
+    sd = random_variant_weights(seed, img_size, patch, variant)
+    path = os.path.join(folder, "model.safetensors")
+    meta = {**metadata(img_size), "patch_size": str(patch)}
+    R.save_safetensors(path, sd, "F32", meta)
+    loaded, _ = R.load_safetensors(path)
+    model = R.vit_from_timm_state_dict(loaded, HEADS, **variant)
+    x = random_input(seed + 1, run_size)
+    T = 2
+    queries = np.random.default_rng(seed + 2).uniform(-0.3, 0.3, (DEPTH, T, DIM)).astype(np.float32)
+    with torch.no_grad():
+        cls, blocks, zq = R.vqt_query_outputs(model, t64(x), t64(queries))
+    save_npy(folder, "input.npy", x)
+    save_npy(folder, "cls.npy", cls)
+    save_npy(folder, "blocks.npy", blocks)
+    save_npy(folder, "queries.npy", queries)
+    save_npy(folder, "query_outputs.npy", zq)
+    ts_variant = {TS_NAMES[k]: ("quickGelu" if v == "quick_gelu" else v) for k, v in variant.items()}
+    write_json(os.path.join(folder, "config.json"), {
+        "format": "safetensors", "imageSize": img_size, "runImageSize": run_size, "patchSize": patch,
+        "dim": DIM, "depth": DEPTH, "heads": HEADS, "mlpRatio": MLP_RATIO, "dtype": "F32",
+        "batch": BATCH, "numClasses": NUM_CLASSES, "seed": seed, "variant": ts_variant,
+        "referenceArguments": variant, "numQueries": T, "description": description,
+    })
+
+
+def variant_self_checks() -> None:
+    """VQT's direct formula == masked full attention, and registers are attended to, on every
+    variant model (the identities the TS side-query path relies on, or not, with qk-norm)."""
+    print("variant self-checks")
+    for name, seed, patch, img_size, variant, _, *run in VARIANT_CASES:
+        run_size = run[0] if run else img_size
+        sd = random_variant_weights(seed, img_size, patch, variant)
+        model = R.vit_from_timm_state_dict(sd, HEADS, **variant)
+        img = t64(random_input(seed + 1, run_size))
+        q = torch.from_numpy(np.random.default_rng(5).uniform(-0.5, 0.5, (DEPTH, 3, DIM)))
+        with torch.no_grad():
+            o = model.forward_all(img, queries=q)
+            worst = 0.0
+            for m, blk in enumerate(model.blocks):
+                x = o["block_inputs"][m]
+                L, T = x.shape[1], q.shape[1]
+                xp = torch.cat([x, q[m].unsqueeze(0).expand(x.shape[0], -1, -1)], dim=1)
+                mask = torch.zeros(L + T, L + T, dtype=torch.bool)
+                mask[:, :L] = True
+                ln = blk.norm1(xp)
+                y1 = xp + blk.ls1(blk.attn.attend(ln, ln, mask))
+                y = y1 + blk.ls2(blk.mlp(blk.norm2(y1)))
+                worst = max(worst, (y[:, L:] - o["query_outputs"][m]).abs().max().item())
+            check(worst < 1e-12, f"{name}: VQT direct == masked full attention (err {worst:.1e})")
+            if variant.get("reg_tokens"):
+                # a shifted register (LayerNorm ignores a rescaling) must change the query outputs
+                shift = torch.from_numpy(np.random.default_rng(9).standard_normal(model.reg_token.shape))
+                model.reg_token.add_(shift)
+                o2 = model.forward_all(img, queries=q)
+                changed = (o2["query_outputs"][0] - o["query_outputs"][0]).abs().max().item()
+                check(changed > 1e-3, f"{name}: the queries attend to the registers (change {changed:.1e})")
+                model.reg_token.sub_(shift)
+            blocks = o["blocks"][0]
+            check(blocks.shape[1] == 1 + (run_size // patch) ** 2, f"{name}: block outputs drop the registers")
+
+
 def tiny_case_config(ckpt_rel: str, ckpt_sha: str) -> dict:
     """The config.json keys every case on the shared tiny checkpoint starts with (in this order)."""
     return {
@@ -352,6 +481,7 @@ def h2t_case(model, x: np.ndarray, ckpt_rel: str, ckpt_sha: str) -> None:
 
 def main() -> None:
     self_checks()
+    variant_self_checks()
     print("writing fixtures")
     f32 = core_case("tiny_f32", 1000, 32, 32, "safetensors", "F32",
                     "safetensors F32, includes head.weight [10,48] / head.bias")
@@ -366,6 +496,8 @@ def main() -> None:
               "checkpoint grid 4x4, run at 48 (grid 6x6): pos_embed resampled bicubic antialias")
     core_case("tiny_resample_down", 6000, 48, 32, "safetensors", "F32",
               "checkpoint grid 6x6, run at 32 (grid 4x4): pos_embed resampled bicubic antialias")
+    for case in VARIANT_CASES:
+        variant_case(*case)
     ckpt = os.path.join(CORE, "tiny_f32", "model.safetensors")
     sha = sha256(ckpt)
     rel = "../../../../core/test/fixtures/tiny_f32/model.safetensors"

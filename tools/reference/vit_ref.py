@@ -8,7 +8,11 @@ Contents
   * safetensors read/write (by hand, no `safetensors` package)
   * bf16 / f16 rounding helpers
   * VisionTransformer with timm parameter names (norm1, attn.qkv, attn.proj,
-    norm2, mlp.fc1, mlp.fc2, cls_token, pos_embed, patch_embed.proj, norm, head)
+    norm2, mlp.fc1, mlp.fc2, cls_token, pos_embed, patch_embed.proj, norm, head) and
+    timm's variants (each off by default): reg_token (register tokens after CLS),
+    no_embed_class (pos_embed without the CLS/register rows), norm_pre (pre-norm),
+    blocks.i.ls1/ls2.gamma (LayerScale), attn.q_norm/k_norm (qk-norm over each head's
+    width), global average pooling of the patch tokens with fc_norm, QuickGELU, LN eps
   * loaders: timm-name state dict, Google ViT npz names (+ the inverse mapping)
   * resample_abs_pos_embed (timm semantics: bicubic, antialias=True) and an
     independent numpy implementation of the same separable antialiased kernel
@@ -120,21 +124,24 @@ def load_safetensors(path: str) -> Tuple[Dict[str, np.ndarray], Dict[str, str]]:
 # --------------------------------------------------------------------------------------
 
 class PatchEmbed(nn.Module):
-    def __init__(self, patch: int, dim: int):
+    def __init__(self, patch: int, dim: int, bias: bool = True):
         super().__init__()
-        self.proj = nn.Conv2d(3, dim, kernel_size=patch, stride=patch)
+        self.proj = nn.Conv2d(3, dim, kernel_size=patch, stride=patch, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B,3,H,W] -> [B,N,D]
         return self.proj(x).flatten(2).transpose(1, 2)
 
 
 class Attention(nn.Module):
-    def __init__(self, dim: int, heads: int):
+    def __init__(self, dim: int, heads: int, qk_norm: bool = False, eps: float = LN_EPS):
         super().__init__()
         assert dim % heads == 0
         self.heads = heads
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
+        # qk-norm (timm): a LayerNorm over each head's d values, shared by the heads
+        self.q_norm = nn.LayerNorm(dim // heads, eps=eps) if qk_norm else None
+        self.k_norm = nn.LayerNorm(dim // heads, eps=eps) if qk_norm else None
 
     def _split(self, t: torch.Tensor) -> torch.Tensor:  # [B,L,D] -> [B,H,L,d]
         B, L, D = t.shape
@@ -150,6 +157,8 @@ class Attention(nn.Module):
         k = F.linear(kv_in, w[D:2 * D], b[D:2 * D])
         v = F.linear(kv_in, w[2 * D:], b[2 * D:])
         q, k, v = self._split(q), self._split(k), self._split(v)
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
         d = D // self.heads
         s = q @ k.transpose(-2, -1) / math.sqrt(d)
         if kv_mask is not None:
@@ -162,54 +171,92 @@ class Attention(nn.Module):
         return self.attend(x, x)
 
 
+def quick_gelu(x: torch.Tensor) -> torch.Tensor:
+    """OpenAI CLIP's activation: x * sigmoid(1.702 x)."""
+    return x * torch.sigmoid(1.702 * x)
+
+
+ACTIVATIONS = {"gelu": F.gelu, "quick_gelu": quick_gelu}  # F.gelu is the exact erf GELU
+
+
 class Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int):
+    def __init__(self, dim: int, hidden: int, act: str = "gelu"):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
         self.fc2 = nn.Linear(hidden, dim)
+        self.act = ACTIVATIONS[act]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))  # exact erf GELU
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class LayerScale(nn.Module):
+    """timm LayerScale: a learned per-channel gain on a residual branch."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gamma
 
 
 class Block(nn.Module):
-    def __init__(self, dim: int, heads: int, mlp_ratio: float):
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, eps: float = LN_EPS,
+                 layer_scale: bool = False, qk_norm: bool = False, act: str = "gelu"):
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=LN_EPS)
-        self.attn = Attention(dim, heads)
-        self.norm2 = nn.LayerNorm(dim, eps=LN_EPS)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.norm1 = nn.LayerNorm(dim, eps=eps)
+        self.attn = Attention(dim, heads, qk_norm, eps)
+        self.ls1 = LayerScale(dim) if layer_scale else nn.Identity()
+        self.norm2 = nn.LayerNorm(dim, eps=eps)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act)
+        self.ls2 = LayerScale(dim) if layer_scale else nn.Identity()
 
     def forward(self, x: torch.Tensor, taps: Optional[dict] = None) -> torch.Tensor:
         ln1 = self.norm1(x)
         attn_out = self.attn(ln1)
-        x1 = x + attn_out
-        hidden = F.gelu(self.mlp.fc1(self.norm2(x1)))
+        x1 = x + self.ls1(attn_out)
+        hidden = self.mlp.act(self.mlp.fc1(self.norm2(x1)))
         mlp_out = self.mlp.fc2(hidden)
         if taps is not None:
             taps.update(ln1=ln1, attn=attn_out, mlp_hidden=hidden, mlp_out=mlp_out)
-        return x1 + mlp_out
+        return x1 + self.ls2(mlp_out)
 
     def query_path(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-        """VQT: queries p [B,T,D] attend to the ORIGINAL tokens x [B,L,D] of this block.
-        Returns Z' [B,T,D]. x is not modified."""
-        p1 = p + self.attn.attend(self.norm1(p), self.norm1(x))
-        return p1 + self.mlp(self.norm2(p1))
+        """VQT: queries p [B,T,D] attend to the ORIGINAL tokens x [B,L,D] of this block
+        (all of them: CLS, registers, patches). Returns Z' [B,T,D]. x is not modified."""
+        p1 = p + self.ls1(self.attn.attend(self.norm1(p), self.norm1(x)))
+        return p1 + self.ls2(self.mlp(self.norm2(p1)))
 
 
 class VisionTransformer(nn.Module):
     def __init__(self, img_size: int = 224, patch_size: int = 16, dim: int = 768,
                  depth: int = 12, heads: int = 12, mlp_ratio: float = 4.0,
-                 num_classes: int = 0):
+                 num_classes: int = 0, eps: float = LN_EPS, reg_tokens: int = 0,
+                 no_embed_class: bool = False, pre_norm: bool = False,
+                 layer_scale: bool = False, qk_norm: bool = False,
+                 global_pool: str = "token", fc_norm: Optional[bool] = None,
+                 act: str = "gelu"):
+        """Variants follow timm's VisionTransformer arguments of the same names
+        (layer_scale = init_values set). fc_norm None means global_pool == 'avg'; with
+        fc_norm the final LayerNorm moves after the pooling (no `norm`). pre_norm drops
+        the patch embedding's bias, as timm does."""
         super().__init__()
         self.img_size, self.patch_size, self.dim = img_size, patch_size, dim
         self.depth, self.heads, self.mlp_ratio = depth, heads, mlp_ratio
+        self.reg_tokens, self.no_embed_class, self.global_pool = reg_tokens, no_embed_class, global_pool
+        self.num_prefix_tokens = 1 + reg_tokens
+        use_fc_norm = global_pool == "avg" if fc_norm is None else fc_norm
         n = (img_size // patch_size) ** 2
-        self.patch_embed = PatchEmbed(patch_size, dim)
+        self.patch_embed = PatchEmbed(patch_size, dim, bias=not pre_norm)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + n, dim))
-        self.blocks = nn.ModuleList([Block(dim, heads, mlp_ratio) for _ in range(depth)])
-        self.norm = nn.LayerNorm(dim, eps=LN_EPS)
+        self.reg_token = nn.Parameter(torch.zeros(1, reg_tokens, dim)) if reg_tokens else None
+        self.pos_embed = nn.Parameter(torch.zeros(1, n if no_embed_class else self.num_prefix_tokens + n, dim))
+        self.norm_pre = nn.LayerNorm(dim, eps=eps) if pre_norm else None
+        self.blocks = nn.ModuleList([Block(dim, heads, mlp_ratio, eps, layer_scale, qk_norm, act)
+                                     for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim, eps=eps) if not use_fc_norm else None
+        self.fc_norm = nn.LayerNorm(dim, eps=eps) if use_fc_norm else None
         self.head = nn.Linear(dim, num_classes) if num_classes > 0 else None
 
     # -- embedding -------------------------------------------------------------------
@@ -219,14 +266,34 @@ class VisionTransformer(nn.Module):
         g0 = self.img_size // p
         if (gh, gw) == (g0, g0):
             return self.pos_embed
-        return resample_abs_pos_embed(self.pos_embed, (gh, gw), (g0, g0))
+        prefix = 0 if self.no_embed_class else self.num_prefix_tokens
+        return resample_abs_pos_embed(self.pos_embed, (gh, gw), (g0, g0), prefix)
 
     def embed(self, img: torch.Tensor) -> torch.Tensor:
-        """[B,3,H,W] -> tokens after adding pos_embed [B,1+N,D] (= block 0's input)."""
+        """[B,3,H,W] -> block 0's input [B,1+R+N,D]: CLS, registers, patches, with the
+        position embedding (patches only with no_embed_class) and norm_pre."""
         B = img.shape[0]
         x = self.patch_embed(img)
-        x = torch.cat([self.cls_token.expand(B, -1, -1), x], dim=1)
-        return x + self.pos_embed_for(img.shape[2], img.shape[3])
+        prefix = [self.cls_token.expand(B, -1, -1)]
+        if self.reg_token is not None:
+            prefix.append(self.reg_token.expand(B, -1, -1))
+        pos = self.pos_embed_for(img.shape[2], img.shape[3])
+        if self.no_embed_class:
+            x = torch.cat(prefix + [x + pos], dim=1)
+        else:
+            x = torch.cat(prefix + [x], dim=1) + pos
+        return self.norm_pre(x) if self.norm_pre is not None else x
+
+    def image_feature(self, x: torch.Tensor) -> torch.Tensor:
+        """Last block output [B,L,D] -> [B,D]: norm, pool (CLS, or the mean of the patch
+        tokens), fc_norm."""
+        if self.norm is not None:
+            x = self.norm(x)
+        f = x[:, 0] if self.global_pool == "token" else x[:, self.num_prefix_tokens:].mean(dim=1)
+        return self.fc_norm(f) if self.fc_norm is not None else f
+
+    def without_registers(self, x: torch.Tensor) -> torch.Tensor:
+        return x if not self.reg_tokens else torch.cat([x[:, :1], x[:, self.num_prefix_tokens:]], 1)
 
     # -- forward ---------------------------------------------------------------------
     def forward_all(self, img: torch.Tensor, queries: Optional[torch.Tensor] = None,
@@ -249,8 +316,8 @@ class VisionTransformer(nn.Module):
             x = blk(x, t)
             if taps:
                 out["taps"].append(t)
-            out["blocks"].append(x)
-        out["cls"] = self.norm(x)[:, 0]
+            out["blocks"].append(self.without_registers(x))
+        out["cls"] = self.image_feature(x)
         return out
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
@@ -323,11 +390,12 @@ def resample_abs_pos_embed_np(pos: np.ndarray, new_size, old_size) -> np.ndarray
 # Loaders
 # --------------------------------------------------------------------------------------
 
-def _infer_geometry(sd: Dict[str, np.ndarray]) -> dict:
+def _infer_geometry(sd: Dict[str, np.ndarray], reg_tokens: int = 0,
+                    no_embed_class: bool = False) -> dict:
     D = sd["cls_token"].shape[-1]
     p = sd["patch_embed.proj.weight"].shape[-1]
     depth = 1 + max(int(k.split(".")[1]) for k in sd if k.startswith("blocks."))
-    n = sd["pos_embed"].shape[1] - 1
+    n = sd["pos_embed"].shape[1] - (0 if no_embed_class else 1 + reg_tokens)
     g = int(round(math.sqrt(n)))
     hidden = sd["blocks.0.mlp.fc1.weight"].shape[0]
     return {"dim": D, "patch_size": p, "depth": depth, "img_size": g * p,
@@ -335,11 +403,13 @@ def _infer_geometry(sd: Dict[str, np.ndarray]) -> dict:
 
 
 def vit_from_timm_state_dict(sd: Dict[str, np.ndarray], heads: int,
-                             dtype: torch.dtype = torch.float64) -> VisionTransformer:
-    g = _infer_geometry(sd)
+                             dtype: torch.dtype = torch.float64, **variant) -> VisionTransformer:
+    """variant: the VisionTransformer variant arguments (reg_tokens, no_embed_class, ...),
+    given explicitly: this reference does not guess them from the names."""
+    g = _infer_geometry(sd, variant.get("reg_tokens", 0), variant.get("no_embed_class", False))
     nc = sd["head.weight"].shape[0] if "head.weight" in sd else 0
     model = VisionTransformer(g["img_size"], g["patch_size"], g["dim"], g["depth"], heads,
-                              g["mlp_ratio"], num_classes=nc)
+                              g["mlp_ratio"], num_classes=nc, **variant)
     state = {k: torch.from_numpy(np.asarray(v, dtype=np.float32).copy()) for k, v in sd.items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:

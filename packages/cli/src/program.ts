@@ -3,6 +3,7 @@ import { Command, Option } from 'commander';
 import { demoCommand } from './commands/demo.js';
 import { embedCommand } from './commands/embed.js';
 import { inspectCommand } from './commands/inspect.js';
+import { addCheckpointFlags } from './checkpoint-flags.js';
 import { evalCommand } from './commands/eval.js';
 import { trainCommand } from './commands/train.js';
 import { predictCommand } from './commands/predict.js';
@@ -134,5 +135,5 @@ export function buildProgram(): Command {
       await demoCommand(options, backend);
     });
 
-  return program;
+  return addCheckpointFlags(program);
 }

@@ -41,9 +41,11 @@ export interface Hook {
 export type LinearName = 'q' | 'k' | 'v' | 'proj' | 'fc1' | 'fc2';
 
 /**
- * embed: tokens after the position embedding (block 0's input, ctx.block = -1).
+ * Token taps are the whole sequence the blocks see: [CLS, registers, patches] (ctx.prefixTokens).
+ * embed: block 0's input (after the position embedding and, with config.preNorm, norm_pre; ctx.block = -1).
  * ln1: norm1 output; attn: proj(attention) before the residual; mlpHidden: GELU(fc1(.));
- * mlpOut: fc2 output before the residual; blockOut: the block output; finalCls: the final normalised CLS.
+ * mlpOut: fc2 output before the residual; blockOut: the block output; finalCls: the image feature [B, D], the final normalised CLS, or
+ * with config.globalPool 'avg' the average of the patch tokens (after fc_norm when config.fcNorm).
  */
 export type TapPoint = 'embed' | 'ln1' | 'attn' | 'mlpHidden' | 'mlpOut' | 'blockOut' | 'finalCls';
 
@@ -52,6 +54,11 @@ export interface HookContext {
   readonly block: number;
   readonly depth: number;
   readonly dim: number;
+  /**
+   * Tokens before the patches in the sequences hooks see: CLS, then the register tokens
+   * (1 + config.registerTokens). Absent means 1.
+   */
+  readonly prefixTokens?: number;
   readonly batchSize: number;
   readonly training: boolean;
   /** A seed for this step's randomness (dropout); combine with the block index. */

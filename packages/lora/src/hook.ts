@@ -203,35 +203,21 @@ export class LoraHook implements Hook {
     if (params.blocks.length <= Math.max(...this.options.blocks)) {
       throw new Error(`LoRA adapts block ${Math.max(...this.options.blocks)}, but the backbone has ${params.blocks.length} blocks`);
     }
-    // tf.tidy keeps every tensor of the returned (nested) object.
+    // Every parameter is copied (variants included: LayerScale, registers, qk-norm, ...); only the targets change.
     return tf.tidy(() => {
-      const clone = <T extends tf.Tensor>(t: T): T => tf.clone(t);
-      const linearClone = (p: { weight: tf.Tensor2D; bias: tf.Tensor1D }) => ({ weight: clone(p.weight), bias: clone(p.bias) });
-      const blocks: BlockParams[] = params.blocks.map((block, m) => {
-        const merged = {
-          norm1: { weight: clone(block.norm1.weight), bias: clone(block.norm1.bias) },
-          norm2: { weight: clone(block.norm2.weight), bias: clone(block.norm2.bias) },
-        } as BlockParams;
+      const copy = deepCopy(params) as VitParams;
+      copy.blocks.forEach((block, m) => {
         for (const t of LORA_TARGETS) {
           const pair = this.modules.get(m)?.get(t);
+          if (!pair) continue;
           const weight = block[t].weight;
-          if (pair && (weight.shape[0] !== pair.a.shape[0] || weight.shape[1] !== pair.b.shape[1])) {
+          if (weight.shape[0] !== pair.a.shape[0] || weight.shape[1] !== pair.b.shape[1]) {
             throw new Error(`LoRA delta for block ${m} ${t} is [${pair.a.shape[0]}, ${pair.b.shape[1]}], the backbone's weight is [${weight.shape.join(', ')}]`);
           }
-          merged[t] = pair
-            ? { weight: tf.add(weight, tf.mul(tf.matMul(pair.a, pair.b), this.scaling)) as tf.Tensor2D, bias: clone(block[t].bias) }
-            : linearClone(block[t]);
+          block[t] = { ...block[t], weight: tf.add(weight, tf.mul(tf.matMul(pair.a, pair.b), this.scaling)) as tf.Tensor2D };
         }
-        return merged;
       });
-      return {
-        patchEmbed: linearClone(params.patchEmbed),
-        clsToken: clone(params.clsToken),
-        posEmbed: clone(params.posEmbed),
-        blocks,
-        norm: { weight: clone(params.norm.weight), bias: clone(params.norm.bias) },
-        ...(params.head ? { head: linearClone(params.head) } : {}),
-      } as VitParams as unknown as tf.TensorContainer;
+      return copy as unknown as tf.TensorContainer;
     }) as unknown as VitParams;
   }
 
@@ -263,4 +249,12 @@ function makePair(block: number, target: LinearName, a: tf.Tensor, b: tf.Tensor)
   const pair = { a: tf.variable(a, true, `${unique}.A`) as tf.Variable<tf.Rank.R2>, b: tf.variable(b, true, `${unique}.B`) as tf.Variable<tf.Rank.R2> };
   tf.dispose([a, b]);
   return pair;
+}
+
+/** A structural copy with every tensor cloned (inside the caller's tidy). */
+function deepCopy(value: unknown): unknown {
+  if (value instanceof tf.Tensor) return tf.clone(value);
+  if (Array.isArray(value)) return value.map(deepCopy);
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, deepCopy(v)]));
+  return value;
 }

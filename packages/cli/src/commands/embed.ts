@@ -7,6 +7,8 @@ import { log } from '../runtime.js';
 export interface EmbedOptions {
   checkpoint: string;
   heads?: number;
+  /** Load a checkpoint with tensors the loader does not use (warned about). */
+  ignoreUnknown?: boolean;
   input: string;
   out: string;
   features: 'cls' | 'blocks' | 'head';
@@ -24,7 +26,7 @@ export async function embedCommand(options: EmbedOptions): Promise<void> {
   if (options.adapter) {
     // With an adapter: 'cls' is the adapted backbone's final CLS, 'head' the head's input.
     if (options.features === 'blocks') throw new UsageError('--features blocks reads the frozen backbone; drop --adapter');
-    const opened = openAdapter(options.checkpoint, options.adapter, options.heads, height);
+    const opened = openAdapter(options.checkpoint, options.adapter, options.heads, height, options.ignoreUnknown);
     const { fitted, backbone } = opened;
     const hooks = fitted.adaptingHooks?.() ?? [];
     try {
@@ -34,13 +36,13 @@ export async function embedCommand(options: EmbedOptions): Promise<void> {
     }
   } else {
     if (options.features === 'head') throw new UsageError('--features head needs --adapter DIR');
-    const { model, info } = loadVit(options.checkpoint, { heads: options.heads, imageSize: height });
+    const { model, info } = loadVit(options.checkpoint, { heads: options.heads, imageSize: height, ignoreUnknown: options.ignoreUnknown });
     if (height % info.config.patchSize !== 0) throw new UsageError(`${options.input}: input: image size ${height} is not a multiple of the patch size ${info.config.patchSize}`);
     if (options.features === 'cls') {
       output = runBatches(input, options.batch, (x) => model.forward(x).cls);
     } else {
       const { depth, dim } = info.config;
-      const tokens = model.numTokens;
+      const tokens = model.numTokens - (info.config.registerTokens ?? 0); // returned blocks drop the register tokens
       const data = new Float32Array(depth * batch * tokens * dim);
       forEachBatch(input, options.batch, (x, start) => {
         tf.tidy(() => {

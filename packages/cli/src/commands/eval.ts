@@ -15,9 +15,10 @@ export interface OpenedAdapter {
 }
 
 /** Loads the backbone and the adapter trained on it (heads default to the adapter's record; the sha256 must match). */
-export function openAdapter(checkpoint: string, adapterDir: string, heads?: number, imageSize?: number): OpenedAdapter {
-  const recorded = loadAdapter(adapterDir).config;
-  const backbone = loadVit(checkpoint, { heads: heads ?? recorded.backbone.config.heads, imageSize });
+export function openAdapter(checkpoint: string, adapterDir: string, heads?: number, imageSize?: number, ignoreUnknown?: boolean): OpenedAdapter {
+  // What no tensor tells (heads, activation, eps, pooling) as the adapter recorded it.
+  const recorded = loadAdapter(adapterDir).config.backbone.config;
+  const backbone = loadVit(checkpoint, { heads: heads ?? recorded.heads, imageSize, ignoreUnknown, eps: recorded.eps, activation: recorded.activation, globalPool: recorded.globalPool });
   try {
     const { fitted, config } = openFitted(adapterDir, backbone, runtimeFromFlags({}));
     return {
@@ -44,10 +45,11 @@ export interface EvalCommandOptions {
   batch: number;
   json?: string;
   normalization: Normalization;
+  ignoreUnknown?: boolean;
 }
 
 export async function evalCommand(options: EvalCommandOptions): Promise<{ top1: number; correct: number; count: number }> {
-  const opened = openAdapter(options.checkpoint, options.adapter, options.heads);
+  const opened = openAdapter(options.checkpoint, options.adapter, options.heads, undefined, options.ignoreUnknown);
   try {
     const { fitted, backbone } = opened;
     const split = await openTaskSplit(options.data, parseSplit(options.split), backbone.model.config.imageSize, options.normalization);

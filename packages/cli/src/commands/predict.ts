@@ -14,6 +14,7 @@ export interface PredictOptions {
   batch: number;
   json?: boolean;
   normalization?: Normalization;
+  ignoreUnknown?: boolean;
 }
 
 export interface ImagePrediction extends Prediction {
@@ -73,7 +74,7 @@ function globImages(pattern: string): string[] {
 /** vqt predict: top-k classes with probabilities for each image, with any method's adapter. */
 export async function predictCommand(images: string[], options: PredictOptions): Promise<ImagePrediction[]> {
   const files = expandImageArguments(images);
-  const opened = openAdapter(options.checkpoint, options.adapter, options.heads);
+  const opened = openAdapter(options.checkpoint, options.adapter, options.heads, undefined, options.ignoreUnknown);
   try {
     const { fitted, backbone, config } = opened;
     const side = backbone.model.config.imageSize;

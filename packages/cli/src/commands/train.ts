@@ -12,6 +12,8 @@ export interface TrainCommandOptions extends Partial<RuntimeFlags> {
   method: string;
   checkpoint: string;
   heads?: number;
+  /** Load a checkpoint with tensors the loader does not use (warned about). */
+  ignoreUnknown?: boolean;
   data: string;
   split: string;
   evalSplit?: string;
@@ -46,7 +48,7 @@ export interface TrainOutcome {
 /** vqt train: fit one method (or stack) on a task folder and save its adapter. */
 export async function trainCommand(options: TrainCommandOptions): Promise<TrainOutcome> {
   const { spec, config: flags } = methodConfigFromFlags(options.method, options);
-  const backbone = loadVit(options.checkpoint, { heads: options.heads });
+  const backbone = loadVit(options.checkpoint, { heads: options.heads, ignoreUnknown: options.ignoreUnknown });
   const vit = backbone.model;
   vit.checkpointing = options.checkpointing ?? 'auto';
   const imageSize = vit.config.imageSize;

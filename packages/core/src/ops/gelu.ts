@@ -69,3 +69,8 @@ function normalCdf(x: tf.Tensor): tf.Tensor {
   remainder.dispose();
   return result;
 }
+
+/** QuickGELU, x sigmoid(1.702 x), as OpenAI's CLIP and timm's act_layer='quick_gelu'. Vectorised on wasm. */
+export function quickGelu<T extends tf.Tensor>(x: T): T {
+  return tf.tidy(() => tf.mul(x, tf.sigmoid(tf.mul(x, 1.702)))) as T;
+}

@@ -9,20 +9,23 @@ export function isTrainable(t: tf.Tensor): boolean {
  * y = x @ w + b with x [rows, in], w [in, out] (input-major, unlike torch's [out, in]).
  * Written with explicit transposes in the gradient: on wasm matMul's transpose flags and the default
  * matMul gradient run ~8x slower (ENGINE.md). Frozen weights are closed over so no gradient is
- * computed for them.
+ * computed for them; `weightGradient` forces the gradient for weights derived from a trainable variable.
  */
-export function linear(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tensor2D {
-  if (isTrainable(w) || (b !== undefined && isTrainable(b))) return trainableLinear(x, w, b);
+export function linear(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D, weightGradient = false): tf.Tensor2D {
+  // weightGradient: w or b is derived on the tape from a trainable variable (a per-head slice), not a variable itself.
+  if (weightGradient || isTrainable(w) || (b !== undefined && isTrainable(b))) return trainableLinear(x, w, b);
   return frozenLinear(x, w, b);
 }
 
 function frozenLinear(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tensor2D {
   const op = customOp(([input], save) => {
-    save([]);
+    // Saved (a clone sharing w's buffer, only while a tape records) so that a weight derived per call,
+    // such as a per-head slice, outlives the forward's tidy until the backward pass has used it.
+    save([w]);
     const y = tf.matMul(input as tf.Tensor2D, w);
     return {
       value: b ? tf.add(y, b) : y,
-      gradFunc: (dy) => inputGradient(dy as tf.Tensor2D, w),
+      gradFunc: (dy, saved) => inputGradient(dy as tf.Tensor2D, saved[0] as tf.Tensor2D),
     };
   });
   return op(x) as tf.Tensor2D;

@@ -1,16 +1,17 @@
 /**
- * Position-embedding resampling as timm's resample_abs_pos_embed does it: the CLS row is kept, the
+ * Position-embedding resampling as timm's resample_abs_pos_embed does it: the prefix rows (CLS and
+ * registers; none with no_embed_class) are kept, the
  * patch rows are treated as a [D, g, g] image and resized with torch's antialiased bicubic
  * (F.interpolate(mode='bicubic', antialias=True, align_corners=False); PIL's kernel, a = -0.5).
  * Host-side and separable: it runs once per checkpoint load.
  */
-export function resamplePosEmbed(posEmbed: Float32Array, dim: number, oldGrid: number, newGrid: number): Float32Array {
-  const expected = (1 + oldGrid * oldGrid) * dim;
+export function resamplePosEmbed(posEmbed: Float32Array, dim: number, oldGrid: number, newGrid: number, prefixRows = 1): Float32Array {
+  const expected = (prefixRows + oldGrid * oldGrid) * dim;
   if (posEmbed.length !== expected) {
-    throw new Error(`pos_embed has ${posEmbed.length} values, expected ${expected} for a ${oldGrid}x${oldGrid} grid of width ${dim}`);
+    throw new Error(`pos_embed has ${posEmbed.length} values, expected ${expected} for ${prefixRows} prefix rows and a ${oldGrid}x${oldGrid} grid of width ${dim}`);
   }
-  const out = new Float32Array((1 + newGrid * newGrid) * dim);
-  out.set(posEmbed.subarray(0, dim));
+  const out = new Float32Array((prefixRows + newGrid * newGrid) * dim);
+  out.set(posEmbed.subarray(0, prefixRows * dim));
   const rowWeights = antialiasedBicubicWeights(oldGrid, newGrid);
   // Resize rows (height) first, then columns; both passes are the same 1-D operator.
   const tmp = new Float64Array(newGrid * oldGrid * dim); // [newRow, oldCol, D]
@@ -18,7 +19,7 @@ export function resamplePosEmbed(posEmbed: Float32Array, dim: number, oldGrid: n
     const { start, weights } = rowWeights[i];
     for (let c = 0; c < oldGrid; c++) {
       for (let k = 0; k < weights.length; k++) {
-        const src = (1 + (start + k) * oldGrid + c) * dim;
+        const src = (prefixRows + (start + k) * oldGrid + c) * dim;
         const dst = (i * oldGrid + c) * dim;
         const w = weights[k];
         for (let d = 0; d < dim; d++) tmp[dst + d] += w * posEmbed[src + d];
@@ -28,7 +29,7 @@ export function resamplePosEmbed(posEmbed: Float32Array, dim: number, oldGrid: n
   for (let i = 0; i < newGrid; i++) {
     for (let j = 0; j < newGrid; j++) {
       const { start, weights } = rowWeights[j];
-      const dst = (1 + i * newGrid + j) * dim;
+      const dst = (prefixRows + i * newGrid + j) * dim;
       for (let k = 0; k < weights.length; k++) {
         const src = (i * oldGrid + start + k) * dim;
         const w = weights[k];

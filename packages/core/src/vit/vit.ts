@@ -5,13 +5,13 @@ import { linear } from '../ops/linear.js';
 import { isRecordingGradients, untaped } from '../ops/tape.js';
 import { VitBlock, type BlockRun } from './block.js';
 import { blockActivationBytes, canCheckpoint, checkpointed, defaultCheckpointBudget, type CheckpointingMode } from './checkpointing.js';
-import { gridSize, numTokens, validateConfig, type VitConfig } from './config.js';
+import { gridSize, numTokens, posEmbedRows, prefixTokens, resolveConfig, validateConfig, type ResolvedVitConfig, type VitConfig } from './config.js';
 import type { VitParams } from './params.js';
 
 export interface ForwardOptions {
   hooks?: readonly Hook[];
   training?: boolean;
-  /** Also return every block's output [B, L, D] (like timm's forward_intermediates). */
+  /** Also return every block's output [B, 1 + N, D] (like timm's forward_intermediates, without register tokens). */
   returnBlocks?: boolean;
   /** Seed for this step's randomness in hooks (dropout). */
   seed?: number;
@@ -27,14 +27,19 @@ export interface ForwardOptions {
 }
 
 export interface ForwardResult {
-  /** Final normalised CLS token [B, D]. */
+  /**
+   * The image feature [B, D]: the final normalised CLS token, or with config.globalPool 'avg' the
+   * average of the patch tokens (normalised by fc_norm when config.fcNorm). The methods' "final CLS".
+   */
   cls: tf.Tensor2D;
+  /** Every block's output [B, 1 + N, D]: CLS and patches; register tokens are dropped, as timm's forward_intermediates does. */
   blocks?: tf.Tensor3D[];
 }
 
 /**
- * A timm-compatible Vision Transformer (pre-norm, LayerNorm eps 1e-6, exact GELU) that takes
- * NCHW float32 images [B, 3, H, W], already normalised.
+ * A timm-compatible Vision Transformer (timm's VisionTransformer with the variants of VitConfig:
+ * pre-norm, LayerScale, registers, qk-norm, average pooling with fc_norm, QuickGELU, no_embed_class)
+ * that takes NCHW float32 images [B, 3, H, W], already normalised.
  *
  * Call forward inside tf.tidy (or dispose its results). Plugins reach into it only through hooks.
  */
@@ -46,27 +51,105 @@ export class VisionTransformer {
    */
   checkpointing: CheckpointingMode = 'auto';
   checkpointBudgetBytes?: number;
+  /** The config with every variant field spelled out. */
+  readonly resolved: ResolvedVitConfig;
+  /** tf.Variable names must be unique in the engine: makeTrainable names them `vit<n>/<parameter>`. */
+  private readonly variablePrefix = `vit${nextModelId++}`;
 
   constructor(
     readonly config: VitConfig,
     readonly params: VitParams,
   ) {
     validateConfig(config);
-    const tokens = numTokens(config);
-    if (params.posEmbed.shape[0] !== tokens) {
-      throw new Error(`pos_embed has ${params.posEmbed.shape[0]} rows, the ${config.imageSize}px grid needs ${tokens}`);
+    const c = (this.resolved = resolveConfig(config));
+    const rows = posEmbedRows(c);
+    if (params.posEmbed.shape[0] !== rows) {
+      throw new Error(`pos_embed has ${params.posEmbed.shape[0]} rows, the ${config.imageSize}px grid needs ${rows}`);
     }
-    this.blocks = params.blocks.map((block) => new VitBlock(block, config.heads));
+    const problems = [
+      c.registerTokens > 0 && params.regTokens?.shape[0] !== c.registerTokens && `${c.registerTokens} register tokens need reg_token [${c.registerTokens}, D]`,
+      c.registerTokens === 0 && params.regTokens && 'reg_token given, config.registerTokens is 0',
+      c.preNorm !== Boolean(params.normPre) && `config.preNorm is ${c.preNorm} but norm_pre is ${params.normPre ? 'given' : 'missing'}`,
+      c.fcNorm !== Boolean(params.fcNorm) && `config.fcNorm is ${c.fcNorm} but fc_norm is ${params.fcNorm ? 'given' : 'missing'}`,
+      c.fcNorm === Boolean(params.norm) && `config.fcNorm is ${c.fcNorm} but the final norm is ${params.norm ? 'given' : 'missing'}`,
+      params.blocks.length !== c.depth && `config.depth is ${c.depth}, got ${params.blocks.length} blocks`,
+      params.blocks.some((b) => c.layerScale !== Boolean(b.ls1 && b.ls2)) && `config.layerScale is ${c.layerScale}, the blocks' ls1/ls2 disagree`,
+      params.blocks.some((b) => c.qkNorm !== Boolean(b.qNorm && b.kNorm)) && `config.qkNorm is ${c.qkNorm}, the blocks' q_norm/k_norm disagree`,
+    ].filter((p): p is string => typeof p === 'string');
+    if (problems.length) throw new Error(`ViT parameters do not match the config: ${problems.join('; ')}`);
+    this.blocks = params.blocks.map((block) => new VitBlock(block, { heads: c.heads, eps: c.eps, activation: c.activation }));
   }
 
+  /** Length of the sequence the blocks see: CLS, registers, patches. */
   get numTokens(): number {
     return numTokens(this.config);
   }
 
+  /** CLS and register tokens, before the patches. */
+  get prefixTokens(): number {
+    return prefixTokens(this.config);
+  }
+
   /** Number of parameters in the frozen backbone (without the checkpoint's classifier head). */
   parameterCount(): number {
+    return [...this.namedParameters().values()].reduce((n, t) => n + t.size, 0);
+  }
+
+  /**
+   * The backbone's parameters by timm-like name ('blocks.0.attn.q.weight', 'norm.bias', ...), without
+   * the classifier head. Linear weights are input-major [in, out]; q, k and v are timm's attn.qkv split.
+   */
+  namedParameters(): Map<string, tf.Tensor> {
+    const out = new Map<string, tf.Tensor>();
+    const visit = (prefix: string, value: unknown) => {
+      if (value instanceof tf.Tensor) out.set(prefix, value);
+      else if (Array.isArray(value)) value.forEach((v, i) => visit(`${prefix}.${i}`, v));
+      else if (value && typeof value === 'object') for (const [k, v] of Object.entries(value)) visit(prefix ? `${prefix}.${PARAM_NAMES[k] ?? k}` : PARAM_NAMES[k] ?? k, v);
+    };
     const { head: _head, ...rest } = this.params;
-    return collectTensors(rest).reduce((n, t) => n + t.size, 0);
+    visit('', rest);
+    return out;
+  }
+
+  /**
+   * Makes backbone parameters trainable, in place: each chosen parameter is replaced by a trainable
+   * tf.Variable holding its values (the old tensor is disposed), and the model runs with it from the
+   * next call on (nothing is snapshotted at construction). Full fine-tuning: `vit.makeTrainable()`;
+   * a part: `vit.makeTrainable((name) => name.startsWith('blocks.11.'))`. Returns the variables by
+   * parameter name (each variable's own name is `vit<n>/<parameter name>`, unique in the engine).
+   */
+  makeTrainable(select: (name: string) => boolean = () => true): Map<string, tf.Variable> {
+    const chosen = new Map<string, tf.Variable>();
+    const replace = (prefix: string, holder: Record<string, unknown>) => {
+      for (const [key, value] of Object.entries(holder)) {
+        const name = prefix ? `${prefix}.${PARAM_NAMES[key] ?? key}` : PARAM_NAMES[key] ?? key;
+        if (value instanceof tf.Variable && value.trainable) {
+          if (select(name)) chosen.set(name, value);
+        } else if (value instanceof tf.Tensor) {
+          if (!select(name)) continue;
+          const variable = tf.variable(value, true, `${this.variablePrefix}/${name}`);
+          value.dispose();
+          holder[key] = variable;
+          chosen.set(name, variable);
+        } else if (Array.isArray(value)) {
+          value.forEach((v, i) => replace(`${name}.${i}`, v as Record<string, unknown>));
+        } else if (value && typeof value === 'object') {
+          replace(name, value as Record<string, unknown>);
+        }
+      }
+    };
+    const { head, ...rest } = this.params;
+    void head;
+    replace('', rest as unknown as Record<string, unknown>);
+    // `rest` is a copy of the top level: write its replaced top-level tensors back.
+    Object.assign(this.params, rest);
+    return chosen;
+  }
+
+  /** True when some backbone parameter is a trainable variable (then the whole backbone is taped). */
+  private hasTrainableParameters(): boolean {
+    for (const t of this.namedParameters().values()) if (t instanceof tf.Variable && t.trainable) return true;
+    return false;
   }
 
   dispose(): void {
@@ -74,9 +157,12 @@ export class VisionTransformer {
     tf.dispose(collectTensors(this.params));
   }
 
-  /** Patch embedding, CLS and position embedding: [B, 3, H, W] -> [B, 1 + N, D]. */
+  /**
+   * Patch embedding, CLS, registers, position embedding and (config.preNorm) norm_pre:
+   * [B, 3, H, W] -> [B, 1 + R + N, D], block 0's input.
+   */
   embed(images: tf.Tensor4D): tf.Tensor3D {
-    const { imageSize, patchSize: p, dim } = this.config;
+    const { imageSize, patchSize: p, dim, noEmbedClass, eps } = this.resolved;
     const [batch, channels, height, width] = images.shape;
     if (channels !== 3 || height !== imageSize || width !== imageSize) {
       throw new Error(`expected images [B, 3, ${imageSize}, ${imageSize}], got [${images.shape.join(', ')}]`);
@@ -88,15 +174,46 @@ export class VisionTransformer {
       const byPatch = tf.transpose(tf.reshape(rowsSplit, [batch, 3, g * g, p * p]), [0, 2, 1, 3]);
       const patches = tf.reshape(byPatch, [batch * g * g, 3 * p * p]) as tf.Tensor2D;
       const embedded = tf.reshape(linear(patches, this.params.patchEmbed.weight, this.params.patchEmbed.bias), [batch, g * g, dim]);
-      const cls = tf.tile(tf.reshape(this.params.clsToken, [1, 1, dim]), [batch, 1, 1]);
-      return tf.add(tf.concat([cls, embedded], 1), this.params.posEmbed) as tf.Tensor3D;
+      const prefix = [this.params.clsToken, ...(this.params.regTokens ? [this.params.regTokens] : [])];
+      const prefixRows = tf.tile(tf.expandDims(prefix.length > 1 ? tf.concat(prefix, 0) : prefix[0], 0), [batch, 1, 1]);
+      // timm's _pos_embed: no_embed_class adds the position embedding to the patches, then prepends.
+      const tokens = noEmbedClass
+        ? tf.concat([prefixRows, tf.add(embedded, this.params.posEmbed)], 1)
+        : tf.add(tf.concat([prefixRows, embedded], 1), this.params.posEmbed);
+      return (this.params.normPre ? layerNorm(tokens, this.params.normPre, eps) : tokens) as tf.Tensor3D;
     });
+  }
+
+  /** The image feature from the last block's output [B, L, D]: timm's norm -> pool -> fc_norm. */
+  pool(last: tf.Tensor3D): tf.Tensor2D {
+    const { dim, eps, globalPool } = this.resolved;
+    const [batch, length] = last.shape;
+    const prefix = this.prefixTokens;
+    return tf.tidy(() => {
+      let pooled: tf.Tensor2D;
+      if (globalPool === 'token') {
+        const cls = tf.reshape(tf.slice(last, [0, 0, 0], [batch, 1, dim]), [batch, dim]) as tf.Tensor2D;
+        pooled = this.params.norm ? layerNorm(cls, this.params.norm, eps) : cls;
+      } else {
+        const normed = this.params.norm ? layerNorm(last, this.params.norm, eps) : last;
+        pooled = tf.mean(tf.slice(normed, [0, prefix, 0], [batch, length - prefix, dim]), 1) as tf.Tensor2D;
+      }
+      return this.params.fcNorm ? layerNorm(pooled, this.params.fcNorm, eps) : pooled;
+    });
+  }
+
+  /** [CLS, registers, patches] -> [CLS, patches]. */
+  private withoutRegisters(tokens: tf.Tensor3D): tf.Tensor3D {
+    const registers = this.resolved.registerTokens;
+    if (registers === 0) return tokens;
+    const [batch, length, dim] = tokens.shape;
+    return tf.tidy(() => tf.concat([tf.slice(tokens, [0, 0, 0], [batch, 1, dim]), tf.slice(tokens, [0, 1 + registers, 0], [batch, length - 1 - registers, dim])], 1));
   }
 
   forward(images: tf.Tensor4D, options: ForwardOptions = {}): ForwardResult {
     const hooks = options.hooks ?? [];
     const batch = images.shape[0];
-    const firstTaped = options.tapeBackbone ? -1 : this.firstTapedBlock(hooks);
+    const firstTaped = options.tapeBackbone || (isRecordingGradients() && this.hasTrainableParameters()) ? -1 : this.firstTapedBlock(hooks);
     const onTape = <T>(block: number, fn: () => T): T => (block >= firstTaped ? fn() : untaped(fn));
     // Tensors hooks asked to keep (ctx.keep) leave each block's tidy and are never disposed here.
     const retained = new Set<tf.Tensor>();
@@ -109,14 +226,16 @@ export class VisionTransformer {
     });
 
     const checkpoint = this.checkpointTapedBlocks(hooks, options, batch, firstTaped);
-    const trainable = checkpoint ? [...new Set(hooks.flatMap((h) => h.trainableVariables()))] : [];
+    const hookVariables = checkpoint ? [...new Set(hooks.flatMap((h) => h.trainableVariables()))] : [];
+    // A recomputed block computes gradients for what it reads: the hooks' variables, and its own weights when trainable.
+    const trainableOf = (m: number) => [...hookVariables, ...collectTensors(this.params.blocks[m]).filter((t): t is tf.Variable => t instanceof tf.Variable && t.trainable)];
     for (let m = 0; m < this.blocks.length; m++) {
       const block = this.blocks[m];
       const input = x;
       const runBlock = (tokens: tf.Tensor3D, keep: Set<tf.Tensor>) => block.forwardTokens(tokens, this.blockRun(m, batch, options, hooks, keep));
       const [output, ln1] = (
         checkpoint && m >= firstTaped
-          ? [checkpointed((tokens) => tf.tidy(() => runBlock(tokens, new Set()).output), input, trainable), undefined]
+          ? [checkpointed((tokens) => tf.tidy(() => runBlock(tokens, new Set()).output), input, trainableOf(m)), undefined]
           : onTape(m, () =>
               this.tidyKeeping(retained, (keep) => {
                 const { output: out, ln1: normed } = runBlock(input, keep);
@@ -132,21 +251,17 @@ export class VisionTransformer {
         });
       }
       x = output;
-      if (options.returnBlocks) blocks.push(x);
-      const inputIsReturned = options.returnBlocks && m > 0;
+      if (options.returnBlocks) blocks.push(this.withoutRegisters(x));
+      const inputIsReturned = options.returnBlocks && m > 0 && this.resolved.registerTokens === 0;
       if (!inputIsReturned && !retained.has(input)) input.dispose();
       if (ln1 && !retained.has(ln1)) ln1.dispose();
     }
 
     const last = x;
-    const cls = onTape(this.blocks.length, () =>
-      tf.tidy(() => {
-        const first = tf.reshape(tf.slice(last, [0, 0, 0], [batch, 1, this.config.dim]), [batch, this.config.dim]);
-        return layerNorm(first, this.params.norm) as tf.Tensor2D;
-      }),
-    );
+    const cls = onTape(this.blocks.length, () => this.pool(last));
     this.tapAll(hooks, 'finalCls', cls, this.context(this.blocks.length, batch, options, retained));
-    if (!options.returnBlocks && !retained.has(last)) last.dispose();
+    const lastIsReturned = options.returnBlocks && this.resolved.registerTokens === 0;
+    if (!lastIsReturned && !retained.has(last)) last.dispose();
     return options.returnBlocks ? { cls, blocks } : { cls };
   }
 
@@ -223,6 +338,7 @@ export class VisionTransformer {
       block,
       depth: this.blocks.length,
       dim: this.config.dim,
+      prefixTokens: this.prefixTokens,
       batchSize: batch,
       training: options.training ?? false,
       seed: options.seed ?? 0,
@@ -233,6 +349,28 @@ export class VisionTransformer {
     };
   }
 }
+
+let nextModelId = 0;
+
+/** Parameter field -> timm name part, where they differ. */
+const PARAM_NAMES: Record<string, string> = {
+  patchEmbed: 'patch_embed.proj',
+  clsToken: 'cls_token',
+  regTokens: 'reg_token',
+  posEmbed: 'pos_embed',
+  normPre: 'norm_pre',
+  fcNorm: 'fc_norm',
+  q: 'attn.q',
+  k: 'attn.k',
+  v: 'attn.v',
+  proj: 'attn.proj',
+  qNorm: 'attn.q_norm',
+  kNorm: 'attn.k_norm',
+  fc1: 'mlp.fc1',
+  fc2: 'mlp.fc2',
+  ls1: 'ls1.gamma',
+  ls2: 'ls2.gamma',
+};
 
 function wantsTap(hooks: readonly Hook[], point: TapPoint): boolean {
   return hooks.some((h) => h.tap && (!h.tapPoints || h.tapPoints.includes(point)));
