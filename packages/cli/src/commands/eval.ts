@@ -24,6 +24,8 @@ export interface EvalCommandOptions {
   heads?: number;
   adapter: string;
   data: string;
+  /** --classes; default the adapter's class count. */
+  classes?: number;
   split: string;
   batch: number;
   json?: string;
@@ -32,7 +34,7 @@ export interface EvalCommandOptions {
 
 export async function evalCommand(options: EvalCommandOptions): Promise<{ top1: number; correct: number; count: number }> {
   const { backbone, trained } = openAdapter(options.checkpoint, options.adapter, options.heads);
-  const split = await openTaskSplit(options.data, parseSplit(options.split), backbone.model.config.imageSize, options.normalization);
+  const split = await openTaskSplit(options.data, parseSplit(options.split), backbone.model.config.imageSize, options.normalization, options.classes ?? trained.numClasses);
   if (split.numClasses !== trained.numClasses) {
     throw new UsageError(`${options.data}: the task has ${split.numClasses} classes, the adapter ${trained.numClasses}`);
   }

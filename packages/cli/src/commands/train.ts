@@ -12,6 +12,8 @@ export interface TrainCommandOptions extends MethodOptions {
   checkpoint: string;
   heads?: number;
   data: string;
+  /** --classes: class count of a folder outside the task registry. */
+  classes?: number;
   split: string;
   evalSplit?: string;
   epochs: number;
@@ -45,7 +47,7 @@ export async function trainCommand(options: TrainCommandOptions): Promise<TrainO
   const vit = backbone.model;
   const method = createMethod(options.method);
   const imageSize = vit.config.imageSize;
-  const open = (split: string) => openTaskSplit(options.data, parseSplit(split), imageSize, options.normalization);
+  const open = (split: string) => openTaskSplit(options.data, parseSplit(split), imageSize, options.normalization, options.classes);
   const outcome: TrainOutcome = { method: method.name, trainableParameters: 0, backboneParameters: vit.parameterCount() };
   let announced = false;
   const context = {
@@ -125,7 +127,7 @@ export async function trainCommand(options: TrainCommandOptions): Promise<TrainO
     seed: options.seed,
     ...(outcome.protocol ? { protocol: outcome.protocol } : {}),
     ...(outcome.evalTop1 !== undefined ? { [`${outcome.evalSplit}Top1`]: outcome.evalTop1 } : {}),
-  });
+  }, trainSplit.labelNames ? [...trainSplit.labelNames] : undefined);
   writeFileSync(join(options.out, 'train_summary.json'), `${JSON.stringify(outcome, null, 2)}\n`);
   log(`adapter saved to ${options.out}`);
   final.dispose();
