@@ -108,7 +108,7 @@ describe('vqt train / eval on your own data', () => {
     expect(trainLog).toContain(
       `data ${tree}: image-folder tree (train/ 18 images, test/ 6 images; no val/: val200 is 20% of each class of train/ (fixed seed), train800 the rest); 3 classes from the folder names: blue, green, red\n`,
     );
-    expect(trainLog).toMatch(/task colour-tree: 18 images in train800val200, 3 classes/);
+    expect(trainLog).toMatch(/: 18 images in train800val200, 3 classes/);
     expect(config(out)).toMatchObject({ numClasses: 3, labelNames: ['blue', 'green', 'red'] });
     expect(top1).toBeGreaterThanOrEqual(5 / 6);
     const val = vqt(['eval', '--checkpoint', backbone, '--adapter', out, '--data', tree, '--split', 'val200']);
