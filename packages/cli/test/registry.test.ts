@@ -70,7 +70,7 @@ describe('methods from the registry', () => {
     const bad = vqt(['predict', '--checkpoint', checkpoint, '--adapter', out, notImage]);
     expect(bad.status).not.toBe(0);
     expect(errorLines(bad)).toHaveLength(1);
-    expect(errorLines(bad)[0]).toContain(`${notImage}: not a decodable PNG or JPEG image`);
+    expect(errorLines(bad)[0]).toContain(`${notImage}: cannot decode image`);
     const config = JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8'));
     expect(config.training.normalization).toBe('imagenet');
   });

@@ -2,9 +2,11 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { zipSync } from 'fflate';
+import * as tf from '@tensorflow/tfjs';
+import { unzipSync, zipSync } from 'fflate';
 import { afterAll, describe, expect, it } from 'vitest';
-import { FileFormatError, encodeNpy, encodeNpz, parseNpz, readNpz, writeNpz, type HostTensor } from '../src/io/index.js';
+import { initBackend, loadVit } from '../src/index.js';
+import { FileFormatError, encodeNpy, encodeNpz, parseNpz, readNpy, readNpz, writeNpz, type HostTensor } from '../src/io/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vqt-io-npz-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -151,5 +153,39 @@ describe('npz writer', () => {
     expect(() => writeNpz(path, { w: { shape: [9], data: new Float32Array(2) } })).toThrow(RangeError);
     expect(readFileSync(path)).toEqual(before);
     expect(readdirSync(dir).filter((name) => name.endsWith('.tmp'))).toEqual([]);
+  });
+});
+
+describe('Fortran-order npz (numpy-written, tools/reference/make_npy_orders.py)', () => {
+  const orders = join(FIXTURES, 'npy_orders');
+  const fortranNpz = join(orders, 'model_fortran.npz');
+
+  it('is really Fortran-order: its kernels say fortran_order True', () => {
+    const members = unzipSync(new Uint8Array(readFileSync(fortranNpz)));
+    const fortran = Object.keys(members).filter((name) => new TextDecoder('latin1').decode(members[name].subarray(10, 80)).includes("'fortran_order': True"));
+    expect(fortran).toContain('Transformer/encoderblock_0/MlpBlock_3/Dense_0/kernel.npy');
+    expect(fortran.length).toBeGreaterThanOrEqual(3 * 6 + 2); // per block q, k, v, out, fc1, fc2; embedding, head
+  });
+
+  it('loads and gives the same model as the safetensors of the same weights (within 1e-6)', async () => {
+    await initBackend({ backend: 'wasm' });
+    const timm = loadVit(join(FIXTURES, 'tiny_f32', 'model.safetensors'), { heads: 3 });
+    const google = loadVit(fortranNpz, { heads: 3 });
+    const input = readNpy(join(FIXTURES, 'tiny_f32', 'input.npy'));
+    const before = tf.memory().numTensors;
+    const [clsDiff, blocksDiff, toReference] = tf.tidy(() => {
+      const x = tf.tensor4d(input.data as Float32Array, input.shape as [number, number, number, number]);
+      const a = timm.model.forward(x, { returnBlocks: true });
+      const b = google.model.forward(x, { returnBlocks: true });
+      const reference = readNpy(join(FIXTURES, 'tiny_f32', 'cls.npy'));
+      const maxDiff = (p: tf.Tensor, q: tf.Tensor) => tf.max(tf.abs(tf.sub(p, q))).dataSync()[0];
+      return [maxDiff(a.cls, b.cls), maxDiff(tf.stack(a.blocks!), tf.stack(b.blocks!)), maxDiff(b.cls, tf.tensor(reference.data as Float32Array, reference.shape))];
+    });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(clsDiff).toBeLessThanOrEqual(1e-6);
+    expect(blocksDiff).toBeLessThanOrEqual(1e-6);
+    expect(toReference).toBeLessThanOrEqual(1e-4); // and both match the PyTorch reference
+    timm.model.dispose();
+    google.model.dispose();
   });
 });

@@ -47,19 +47,34 @@ export class LabelOutOfRangeError extends VtabDataError {
   }
 }
 
-/** A listed image file that does not exist. */
+/** An image file that does not exist; `file` and `line` name the list line, when there is one. */
 export class ImageMissingError extends VtabDataError {
   override name = 'ImageMissingError';
-  constructor(readonly file: string, readonly line: number, readonly imagePath: string) {
-    super(`${file}:${line}: image not found: ${imagePath}`);
+  constructor(readonly file: string | undefined, readonly line: number | undefined, readonly imagePath: string) {
+    super(file === undefined ? `${imagePath}: image not found` : `${file}:${line}: image not found: ${imagePath}`);
   }
 }
 
-/** A listed image that exists but is not a decodable JPEG or PNG. */
+/**
+ * An image that exists but is not a decodable JPEG or PNG. `file` and `line` name the list line
+ * that refers to it (VTAB lists); they are undefined for an image-folder tree or a loose file.
+ */
 export class ImageDecodeError extends VtabDataError {
   override name = 'ImageDecodeError';
-  constructor(readonly file: string, readonly line: number, readonly imagePath: string, reason: string) {
-    super(`${file}:${line}: cannot decode image ${imagePath}: ${reason}`);
+  constructor(readonly file: string | undefined, readonly line: number | undefined, readonly imagePath: string, reason: string) {
+    super(file === undefined ? `${imagePath}: cannot decode image: ${reason}` : `${file}:${line}: cannot decode image ${imagePath}: ${reason}`);
+  }
+}
+
+/**
+ * A data folder whose structure is not one this package reads: neither a VTAB-1k list folder nor
+ * an image-folder tree, a class folder without images, a file that is not an image, a labels.txt
+ * that does not fit the labels. `path` is the offending file or folder.
+ */
+export class DatasetLayoutError extends VtabDataError {
+  override name = 'DatasetLayoutError';
+  constructor(readonly path: string, detail: string) {
+    super(`${path}: ${detail}`);
   }
 }
 

@@ -6,6 +6,7 @@ export {
   LabelOutOfRangeError,
   ImageMissingError,
   ImageDecodeError,
+  DatasetLayoutError,
 } from './errors.js';
 export {
   VTAB_1K_TASKS,
@@ -37,11 +38,31 @@ export {
 export {
   openSplit,
   classCountWarnings,
+  readLabelNames,
+  LABELS_FILE,
+  type ClassCountSource,
+  type DatasetLayout,
   type OpenSplitOptions,
   type BatchOptions,
   type VtabBatch,
   type VtabSplit,
 } from './loader.js';
+export {
+  openDataset,
+  detectLayout,
+  HELD_OUT_FRACTION,
+  HELD_OUT_SEED,
+  type OpenDatasetOptions,
+  type VtabDataset,
+} from './dataset.js';
+export {
+  loadImageBatch,
+  resolveImageSize,
+  type BackboneLike,
+  type BackboneSizeOptions,
+  type ImageBatch,
+  type ImageBatchOptions,
+} from './image-batch.js';
 export { Rng, deriveSeed, seededPermutation } from './rng.js';
 export {
   generateMiniSuite,

@@ -1,18 +1,22 @@
-import { access } from 'node:fs/promises';
-import { basename, resolve } from 'node:path';
+import { access, readFile } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
 import { setImmediate as nextMacrotask } from 'node:timers/promises';
 import { DecodePool, defaultWorkerScript, resolveWorkerCount } from './decode-pool.js';
-import { ImageDecodeError, ImageMissingError, LabelOutOfRangeError, UnknownTaskError } from './errors.js';
+import { DatasetLayoutError, ImageDecodeError, ImageMissingError, LabelOutOfRangeError, UnknownTaskError } from './errors.js';
 import { decodeAndPreprocessInto, ImageLoadFailure, readImageBytes } from './image-file.js';
-import { readSplitList, type ListEntry, type VtabSplitName } from './list.js';
+import { isNotFound, readSplitList, VTAB_SPLITS, type ListEntry, type VtabSplitName } from './list.js';
 import { resolvePreprocess, type PreprocessOptions, type PreprocessParams } from './preprocess.js';
 import { getTask, isKnownTask, MINI_SUITE_TASK_NAMES, VTAB_1K_TASK_NAMES } from './registry.js';
 import { seededPermutation } from './rng.js';
 
 export interface OpenSplitOptions extends PreprocessOptions {
-  /** Task name for the class count; defaults to the task folder's name. */
+  /** Task name for the class count; defaults to the task folder's name. An unknown explicit name is an error. */
   task?: string;
-  /** Class count for a task outside the registry (must match the registry for a known task). */
+  /**
+   * Class count. For a known task it must match the registry. For any other folder it overrides
+   * the count taken from labels.txt or from the labels (max label + 1 over every list file); labels
+   * must still fall below it.
+   */
   numClasses?: number;
   /** Check at open time that every listed image exists (default true). */
   checkFiles?: boolean;
@@ -43,11 +47,22 @@ export interface VtabBatch {
   readonly indices: Int32Array;
 }
 
+/** How a data folder is laid out: VTAB-1k lists (`train800.txt`, ...) or `train/<class>/*.png`. */
+export type DatasetLayout = 'vtab-lists' | 'image-folder';
+
+/** Where a split's class count came from. */
+export type ClassCountSource = 'registry' | 'numClasses' | 'labels.txt' | 'labels' | 'class folders';
+
 export interface VtabSplit {
   readonly task: string;
   readonly split: VtabSplitName;
   readonly taskDir: string;
+  /** The list file (VTAB lists) or the split's folder (image-folder tree; the first one for train800val200). */
   readonly listFile: string;
+  readonly layout: DatasetLayout;
+  /** Class names by label, when known: labels.txt (VTAB lists) or the class folders (image-folder tree). */
+  readonly labelNames?: readonly string[];
+  readonly classCountSource: ClassCountSource;
   /** Number of examples. */
   readonly size: number;
   readonly numClasses: number;
@@ -73,8 +88,9 @@ export interface VtabSplit {
 export async function openSplit(taskDir: string, split: VtabSplitName, options: OpenSplitOptions = {}): Promise<VtabSplit> {
   const dir = resolve(taskDir);
   const params = resolvePreprocess(options);
-  const { task, numClasses } = resolveTask(dir, options);
   const { file, entries } = await readSplitList(dir, split);
+  const classes = await resolveListClasses(dir, options, { file, entries });
+  const { task, numClasses } = classes;
   for (const entry of entries) {
     if (entry.label < 0 || entry.label >= numClasses) {
       throw new LabelOutOfRangeError(file, entry.line, entry.label, numClasses, task);
@@ -82,42 +98,126 @@ export async function openSplit(taskDir: string, split: VtabSplitName, options: 
   }
   const paths = entries.map((e) => resolve(dir, e.path));
   if (options.checkFiles ?? true) await checkImagesExist(file, entries, paths);
+  return createSplit({ ...classes, split, taskDir: dir, listFile: file, layout: 'vtab-lists', entries, paths }, params, options);
+}
 
-  const labels = Int32Array.from(entries, (e) => e.label);
-  const classCounts = new Int32Array(numClasses);
+/** What every split needs besides its examples; shared by both layouts. */
+export interface SplitSource {
+  task: string;
+  split: VtabSplitName;
+  taskDir: string;
+  listFile: string;
+  layout: DatasetLayout;
+  numClasses: number;
+  labelNames?: readonly string[];
+  classCountSource: ClassCountSource;
+  /** Examples in order; `line` is 0 for an image-folder tree (errors then name only the image). */
+  entries: readonly ListEntry[];
+  /** Absolute image paths, parallel to entries. */
+  paths: string[];
+}
+
+/** Counts classes, raises the missing-class warnings, and picks the decode workers. Labels are already checked. */
+export function createSplit(source: SplitSource, params: PreprocessParams, options: OpenSplitOptions): VtabSplit {
+  const labels = Int32Array.from(source.entries, (e) => e.label);
+  const classCounts = new Int32Array(source.numClasses);
   for (const label of labels) classCounts[label]++;
-  const warnings = classCountWarnings(file, classCounts);
+  const warnings = classCountWarnings(source.listFile, classCounts);
   const warn = options.onWarning ?? ((message: string) => console.warn(message));
   for (const message of warnings) warn(message);
 
   const workerScript = options.workerScript ?? defaultWorkerScript();
   const workerCount = resolveWorkerCount(options.decodeWorkers, workerScript === undefined ? undefined : String(workerScript));
-  return new FolderSplit({
-    task, split, taskDir: dir, listFile: file, numClasses, params, entries, paths, labels, classCounts, warnings,
-    workerScript, workerCount,
-  });
+  return new FolderSplit({ ...source, params, labels, classCounts, warnings, workerScript, workerCount });
 }
 
-function resolveTask(dir: string, options: OpenSplitOptions): { task: string; numClasses: number } {
+export const LABELS_FILE = 'labels.txt';
+
+/**
+ * The class count of a VTAB list folder, in this order: the registry for a known task (folder name
+ * or `task`), else `numClasses`, else the lines of labels.txt, else max label + 1 over every list
+ * file in the folder (so train800 and test agree even when one lacks the top class).
+ */
+export async function resolveListClasses(
+  dir: string,
+  options: OpenSplitOptions,
+  opened?: { file: string; entries: readonly ListEntry[] },
+): Promise<{ task: string; numClasses: number; labelNames?: string[]; classCountSource: ClassCountSource }> {
   const task = options.task ?? basename(dir);
+  if (options.numClasses !== undefined && (!Number.isInteger(options.numClasses) || options.numClasses < 1)) {
+    throw new RangeError(`numClasses must be a positive integer, got ${options.numClasses}`);
+  }
+  const labelNames = await readLabelNames(dir);
+  const labelsFile = join(dir, LABELS_FILE);
+  const checkNames = (numClasses: number, origin: string) => {
+    if (labelNames !== undefined && labelNames.length !== numClasses) {
+      throw new DatasetLayoutError(labelsFile, `has ${labelNames.length} class names but ${origin} has ${numClasses} classes`);
+    }
+  };
   if (isKnownTask(task)) {
     const numClasses = getTask(task).numClasses;
     if (options.numClasses !== undefined && options.numClasses !== numClasses) {
       throw new RangeError(`task "${task}" has ${numClasses} classes but numClasses ${options.numClasses} was given`);
     }
-    return { task, numClasses };
+    checkNames(numClasses, `task "${task}"`);
+    return { task, numClasses, labelNames, classCountSource: 'registry' };
+  }
+  if (options.task !== undefined && options.numClasses === undefined) {
+    throw new UnknownTaskError(
+      task,
+      `; known tasks: ${[...new Set([...MINI_SUITE_TASK_NAMES, ...VTAB_1K_TASK_NAMES])].join(', ')}; leave out {task} to take the class count from the labels, or pass {numClasses}`,
+    );
   }
   if (options.numClasses !== undefined) {
-    if (!Number.isInteger(options.numClasses) || options.numClasses < 1) {
-      throw new RangeError(`numClasses must be a positive integer, got ${options.numClasses}`);
-    }
-    return { task, numClasses: options.numClasses };
+    checkNames(options.numClasses, 'numClasses');
+    return { task, numClasses: options.numClasses, labelNames, classCountSource: 'numClasses' };
   }
-  const origin = options.task === undefined ? ` (the name of folder ${dir})` : '';
-  throw new UnknownTaskError(
-    task,
-    `${origin}; known tasks: ${[...new Set([...MINI_SUITE_TASK_NAMES, ...VTAB_1K_TASK_NAMES])].join(', ')}; pass {numClasses} for other tasks`,
-  );
+  if (labelNames !== undefined) return { task, numClasses: labelNames.length, labelNames, classCountSource: 'labels.txt' };
+  let top: { label: number; file: string; line: number } | undefined;
+  for (const { file, entries } of await readPresentLists(dir, opened)) {
+    for (const entry of entries) {
+      if (entry.label < 0) throw new LabelOutOfRangeError(file, entry.line, entry.label, Math.max(1, (top?.label ?? 0) + 1), task);
+      if (top === undefined || entry.label > top.label) top = { label: entry.label, file, line: entry.line };
+    }
+  }
+  if (top === undefined) throw new DatasetLayoutError(dir, `no list file (${VTAB_SPLITS.map((s) => `${s}.txt`).join(', ')})`);
+  return { task, numClasses: top.label + 1, classCountSource: 'labels' };
+}
+
+/** Every VTAB list file present in the folder, parsed (the one already open is reused). */
+async function readPresentLists(dir: string, opened?: { file: string; entries: readonly ListEntry[] }): Promise<{ file: string; entries: readonly ListEntry[] }[]> {
+  const lists = [];
+  for (const split of VTAB_SPLITS) {
+    const file = join(dir, `${split}.txt`);
+    if (opened?.file === file) lists.push(opened);
+    else if (await access(file).then(() => true, () => false)) lists.push(await readSplitList(dir, split));
+  }
+  return lists;
+}
+
+/**
+ * Class names from `<dir>/labels.txt`, one per line in label order (line 1 is label 0); trailing
+ * blank lines are ignored, a blank or repeated name in between is an error naming the line.
+ */
+export async function readLabelNames(dir: string): Promise<string[] | undefined> {
+  const file = join(dir, LABELS_FILE);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    if (isNotFound(error)) return undefined;
+    throw error;
+  }
+  const names = text.split('\n').map((line) => line.trim());
+  while (names.length > 0 && names.at(-1) === '') names.pop();
+  if (names.length === 0) throw new DatasetLayoutError(file, 'is empty (expected one class name per line, label 0 first)');
+  const seen = new Map<string, number>();
+  names.forEach((name, i) => {
+    if (name === '') throw new DatasetLayoutError(`${file}:${i + 1}`, 'blank class name (one name per line, label 0 first)');
+    if (seen.has(name)) throw new DatasetLayoutError(`${file}:${i + 1}`, `class name "${name}" repeats line ${seen.get(name)! + 1}`);
+    seen.set(name, i);
+  });
+  return names;
 }
 
 /** Warns when a split lacks some classes; VTAB-1k's train800 can legitimately miss a few of 397. */
@@ -145,15 +245,8 @@ async function checkImagesExist(file: string, entries: readonly ListEntry[], pat
   if (first >= 0) throw new ImageMissingError(file, entries[first].line, paths[first]);
 }
 
-interface FolderSplitInit {
-  task: string;
-  split: VtabSplitName;
-  taskDir: string;
-  listFile: string;
-  numClasses: number;
+interface FolderSplitInit extends SplitSource {
   params: PreprocessParams;
-  entries: readonly ListEntry[];
-  paths: string[];
   labels: Int32Array;
   classCounts: Int32Array;
   warnings: string[];
@@ -173,6 +266,9 @@ class FolderSplit implements VtabSplit {
   readonly split: VtabSplitName;
   readonly taskDir: string;
   readonly listFile: string;
+  readonly layout: DatasetLayout;
+  readonly labelNames?: readonly string[];
+  readonly classCountSource: ClassCountSource;
   readonly size: number;
   readonly numClasses: number;
   readonly imageSize: number;
@@ -190,6 +286,9 @@ class FolderSplit implements VtabSplit {
     this.split = init.split;
     this.taskDir = init.taskDir;
     this.listFile = init.listFile;
+    this.layout = init.layout;
+    if (init.labelNames !== undefined) this.labelNames = init.labelNames;
+    this.classCountSource = init.classCountSource;
     this.size = init.entries.length;
     this.numClasses = init.numClasses;
     this.imageSize = init.params.imageSize;
@@ -278,9 +377,11 @@ class FolderSplit implements VtabSplit {
       await loader.loadInto(this.paths[index], out, offset, isCancelled);
     } catch (error) {
       if (!(error instanceof ImageLoadFailure)) throw error;
+      // an image-folder tree has no list line: the error names the image alone
       const line = this.entries[index].line;
-      if (error.kind === 'missing') throw new ImageMissingError(this.listFile, line, this.paths[index]);
-      throw new ImageDecodeError(this.listFile, line, this.paths[index], error.reason);
+      const file = line > 0 ? this.listFile : undefined;
+      if (error.kind === 'missing') throw new ImageMissingError(file, line > 0 ? line : undefined, this.paths[index]);
+      throw new ImageDecodeError(file, line > 0 ? line : undefined, this.paths[index], error.reason);
     }
   }
 }

@@ -244,12 +244,13 @@ describe('bad input', () => {
     expect((await errorOf(openSplit(negative, 'train800', QUIET))).message).toMatch(/train800\.txt:1: label -1 is outside \[0, 1\] for task "patch_camelyon"/);
   });
 
-  it('an unknown task is an error unless numClasses is given', async () => {
+  it('a folder of any name takes its class count from the labels; an unknown explicit task is an error', async () => {
     const dir = await makeTask('custom/my_task', 'a.png 4\n', { 'a.png': png });
-    const error = await errorOf(openSplit(dir, 'train800', QUIET));
+    const inferred = await openSplit(dir, 'train800', { ...QUIET, imageSize: 4 });
+    expect([inferred.task, inferred.numClasses, inferred.classCountSource]).toEqual(['my_task', 5, 'labels']);
+    const error = await errorOf(openSplit(dir, 'train800', { ...QUIET, task: 'nope' }));
     expect(error).toBeInstanceOf(UnknownTaskError);
-    expect(error.message).toMatch(/^unknown task "my_task" \(the name of folder .*my_task\); known tasks: mnist, .*caltech101.*; pass \{numClasses\}/);
-    expect((await errorOf(openSplit(dir, 'train800', { ...QUIET, task: 'nope' }))).message).toMatch(/^unknown task "nope"; known tasks/);
+    expect(error.message).toMatch(/^unknown task "nope"; known tasks: mnist, .*caltech101.*; leave out \{task\} to take the class count from the labels, or pass \{numClasses\}/);
     const custom = await openSplit(dir, 'train800', { ...QUIET, numClasses: 5, imageSize: 4 });
     expect([custom.task, custom.numClasses]).toEqual(['my_task', 5]);
     // an explicit task overrides the folder name

@@ -41,6 +41,8 @@ export interface EvalCommandOptions {
   heads?: number;
   adapter: string;
   data: string;
+  /** --classes; default the adapter's class count. */
+  classes?: number;
   split: string;
   batch: number;
   json?: string;
@@ -52,9 +54,15 @@ export async function evalCommand(options: EvalCommandOptions): Promise<{ top1: 
   const opened = openAdapter(options.checkpoint, options.adapter, options.heads, undefined, options.ignoreUnknown);
   try {
     const { fitted, backbone } = opened;
-    const split = await openTaskSplit(options.data, parseSplit(options.split), backbone.model.config.imageSize, options.normalization);
+    const split = await openTaskSplit(options.data, parseSplit(options.split), backbone.model.config.imageSize, options.normalization, options.classes ?? fitted.numClasses);
     if (split.numClasses !== fitted.numClasses) {
       throw new UsageError(`${options.data}: the task has ${split.numClasses} classes, the adapter ${fitted.numClasses}`);
+    }
+    // Same count, other classes (a renamed or replaced class folder) would be scored with a shifted mapping.
+    const trained = opened.config.labelNames;
+    if (trained && split.labelNames && trained.some((name, i) => name !== split.labelNames![i])) {
+      const i = trained.findIndex((name, k) => name !== split.labelNames![k]);
+      throw new UsageError(`${options.data}: class ${i} is "${split.labelNames[i]}" here but "${trained[i]}" in the adapter ${options.adapter}`);
     }
     const { top1, correct, count } = await evaluateFitted(fitted, asImageSplit(split), options.batch);
     const result = { method: fitted.method, task: split.task, split: options.split, top1, correct, count, adapter: options.adapter, backbone: backbone.name };

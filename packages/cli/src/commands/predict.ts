@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { predict, type Prediction } from '@vqt/core';
-import { decodeImage, resolvePreprocess, preprocessInto, type Normalization } from '@vqt/vtab-datasets';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { loadImageBatch, type Normalization } from '@vqt/vtab-datasets';
+import { readdirSync, statSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 import { openAdapter } from './eval.js';
@@ -77,28 +77,12 @@ export async function predictCommand(images: string[], options: PredictOptions):
   const opened = openAdapter(options.checkpoint, options.adapter, options.heads, undefined, options.ignoreUnknown);
   try {
     const { fitted, backbone, config } = opened;
-    const side = backbone.model.config.imageSize;
     const recorded = (config.training?.normalization as Normalization | undefined) ?? 'imagenet';
-    const params = resolvePreprocess({ imageSize: side, normalization: options.normalization ?? recorded });
-    const per = 3 * side * side;
     const results: ImagePrediction[] = [];
     for (let start = 0; start < files.length; start += options.batch) {
       const chunk = files.slice(start, start + options.batch);
-      const pixels = new Float32Array(chunk.length * per);
-      chunk.forEach((file, i) => {
-        let bytes: Uint8Array;
-        try {
-          bytes = readFileSync(file);
-        } catch (error) {
-          throw new UsageError(`${file}: cannot read (${(error as Error).message})`);
-        }
-        try {
-          preprocessInto(decodeImage(bytes), params, pixels, i * per);
-        } catch (error) {
-          throw new UsageError(`${file}: not a decodable PNG or JPEG image (${(error as Error).message})`);
-        }
-      });
-      const batch = tf.tensor4d(pixels, [chunk.length, 3, side, side]);
+      const { images: pixels, shape } = await loadImageBatch(chunk, { imageSize: backbone.model.config.imageSize, normalization: options.normalization ?? recorded });
+      const batch = tf.tensor4d(pixels, shape);
       try {
         const predictions = await predict(fitted, batch, { topK: options.top, labelNames: config.labelNames });
         predictions.forEach((p, i) => results.push({ file: chunk[i], ...p }));

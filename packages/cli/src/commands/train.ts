@@ -15,6 +15,8 @@ export interface TrainCommandOptions extends Partial<RuntimeFlags> {
   /** Load a checkpoint with tensors the loader does not use (warned about). */
   ignoreUnknown?: boolean;
   data: string;
+  /** --classes: class count of a folder outside the task registry. */
+  classes?: number;
   split: string;
   evalSplit?: string;
   epochs: number;
@@ -52,7 +54,7 @@ export async function trainCommand(options: TrainCommandOptions): Promise<TrainO
   const vit = backbone.model;
   vit.checkpointing = options.checkpointing ?? 'auto';
   const imageSize = vit.config.imageSize;
-  const open = async (split: string) => asImageSplit(await openTaskSplit(options.data, parseSplit(split), imageSize, options.normalization));
+  const open = async (split: string) => asImageSplit(await openTaskSplit(options.data, parseSplit(split), imageSize, options.normalization, options.classes));
   const outcome: TrainOutcome = { method: spec.name, options: {}, trainableParameters: 0, backboneParameters: vit.parameterCount() };
   let announced = false;
   const context: Omit<FitContext, 'hp'> = {

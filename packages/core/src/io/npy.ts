@@ -1,15 +1,26 @@
 // Our own .npy parser rather than npyjs (v1.2.0, installed): npyjs never compares the data size
 // with the header's shape (it views the rest of the buffer, so truncated or padded files load
 // silently with the wrong element count), does not check that the header length fits in the
-// file, reports fortran_order instead of rejecting it, throws bare RangeErrors on unaligned or
+// file, reports fortran_order but leaves the data column-major, throws bare RangeErrors on unaligned or
 // short data, and its messages do not name the file. The format is small enough to parse here.
 import { readFileSync } from 'node:fs';
+import { endianness } from 'node:os';
 import { writeFileAtomic } from './atomic.js';
 import { FileFormatError, withFile } from './errors.js';
 import { float16BitsToFloat32Bits } from './safetensors.js';
 import { numel, type HostTensor } from './types.js';
 
-export type NpyData = Float32Array | Float64Array | Int32Array | BigInt64Array | Int16Array | Uint16Array | Int8Array | Uint8Array;
+export type NpyData =
+  | Float32Array
+  | Float64Array
+  | Int32Array
+  | Uint32Array
+  | BigInt64Array
+  | BigUint64Array
+  | Int16Array
+  | Uint16Array
+  | Int8Array
+  | Uint8Array;
 
 export interface NpyArray {
   /** The descr as stored in the file, e.g. '<f4', '|u1'; `data` may be wider (see parseNpy). */
@@ -27,7 +38,9 @@ const DTYPES: Record<string, { bytes: number; decode: (buffer: ArrayBuffer, coun
   f8: { bytes: 8, decode: (b, n) => new Float64Array(b, 0, n) },
   f2: { bytes: 2, decode: (b, n) => halvesToFloat32(new Uint16Array(b, 0, n)) },
   i8: { bytes: 8, decode: (b, n) => narrowInt64(new BigInt64Array(b, 0, n)) },
+  u8: { bytes: 8, decode: (b, n) => narrowUint64(new BigUint64Array(b, 0, n)) },
   i4: { bytes: 4, decode: (b, n) => new Int32Array(b, 0, n) },
+  u4: { bytes: 4, decode: (b, n) => new Uint32Array(b, 0, n) },
   i2: { bytes: 2, decode: (b, n) => new Int16Array(b, 0, n) },
   u2: { bytes: 2, decode: (b, n) => new Uint16Array(b, 0, n) },
   i1: { bytes: 1, decode: (b, n) => new Int8Array(b, 0, n) },
@@ -35,11 +48,24 @@ const DTYPES: Record<string, { bytes: number; decode: (buffer: ArrayBuffer, coun
   b1: { bytes: 1, decode: (b, n) => new Uint8Array(b, 0, n) },
 };
 
+/** Kinds numpy writes that we refuse, with what they are, for the error message. */
+const REFUSED_KINDS: Record<string, string> = {
+  O: 'object arrays hold pickled Python objects',
+  c: 'complex arrays have no real-valued meaning here',
+  U: 'unicode string arrays hold text',
+  S: 'byte string arrays hold text',
+  V: 'void (raw or structured) arrays have no numeric layout',
+  M: 'datetime arrays hold dates',
+  m: 'timedelta arrays hold durations',
+};
+
 /**
- * Parses a NumPy .npy file (format versions 1.0, 2.0, 3.0), little-endian, C order.
- * '<f2' is widened to Float32Array and '<i8' narrowed to Int32Array when every value fits
- * (else BigInt64Array); `dtype` still reports the stored descr. `name` (an npz member) goes
- * into error messages after the file.
+ * Parses a NumPy .npy file (format versions 1.0, 2.0, 3.0) of any byte order ('<', '>', '|', '=')
+ * and either memory order: big-endian data is byte-swapped and `fortran_order: True` data
+ * (what np.save writes for a transposed array) is transposed to C order, so `data` is always
+ * row-major in native order. '<f2' is widened to Float32Array and '<i8'/'<u8' narrowed to
+ * Int32Array when every value fits (else BigInt64Array/BigUint64Array); `dtype` still reports
+ * the stored descr. `name` (an npz member) goes into error messages after the file.
  */
 export function parseNpy(bytes: Uint8Array, file: string, name?: string): NpyArray {
   const fail = (reason: string) => new FileFormatError(file, reason, name);
@@ -55,14 +81,16 @@ export function parseNpy(bytes: Uint8Array, file: string, name?: string): NpyArr
   if (dataStart > bytes.length) throw fail(`header length ${headerLength} runs past the end of the ${bytes.length}-byte file`);
 
   const headerText = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(bytes.subarray(headerStart, dataStart));
-  const { descr, shape } = parseHeader(headerText, fail);
+  const { descr, shape, fortranOrder } = parseHeader(headerText, fail);
   const byteOrder = descr[0];
   const kind = descr.slice(1);
-  if (byteOrder === '>') throw fail(`big-endian dtype ${descr} is not supported`);
   const dtype = DTYPES[kind];
-  if (!'<|='.includes(byteOrder) || !Object.hasOwn(DTYPES, kind)) {
-    throw fail(`unsupported dtype ${descr} (supported: ${Object.keys(DTYPES).join(', ')}, little-endian)`);
+  if (!'<>|='.includes(byteOrder) || !Object.hasOwn(DTYPES, kind)) {
+    const refused = REFUSED_KINDS[kind[0]] ?? REFUSED_KINDS[descr[0]];
+    throw fail(`unsupported dtype ${descr}${refused ? ` (${refused})` : ''}; supported: ${Object.keys(DTYPES).join(', ')} in any byte order`);
   }
+  // '=' is the writer's native order, which numpy spells out as '<' or '>' on save; take it as ours.
+  const bigEndian = byteOrder === '>' || (byteOrder === '=' && endianness() === 'BE');
 
   const expectedBytes = numel(shape) * dtype.bytes;
   const actualBytes = bytes.length - dataStart;
@@ -72,19 +100,20 @@ export function parseNpy(bytes: Uint8Array, file: string, name?: string): NpyArr
   }
   // slice() copies into a fresh buffer at offset 0, so typed-array views are aligned and own their data.
   // Copy via the Uint8Array constructor: on a Node Buffer, slice() is a view of the whole pool.
-  const data = dtype.decode(new Uint8Array(bytes.subarray(dataStart)).buffer, numel(shape));
-  return { dtype: descr, shape, data };
+  const raw = new Uint8Array(bytes.subarray(dataStart));
+  if (bigEndian !== (endianness() === 'BE')) swapBytes(raw, dtype.bytes);
+  const data = dtype.decode(raw.buffer, numel(shape));
+  return { dtype: descr, shape, data: fortranOrder ? fortranToC(data, shape) : data };
 }
 
 /** The header is a Python dict literal: {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } */
-function parseHeader(text: string, fail: (reason: string) => FileFormatError): { descr: string; shape: number[] } {
+function parseHeader(text: string, fail: (reason: string) => FileFormatError): { descr: string; shape: number[]; fortranOrder: boolean } {
   const body = text.trim();
   if (!body.startsWith('{') || !body.endsWith('}')) throw fail('header is not a Python dict literal');
   const descr = /['"]descr['"]\s*:\s*['"]([^'"]*)['"]/.exec(body)?.[1];
   if (descr === undefined) throw fail("header has no string 'descr' (structured dtypes are not supported)");
   const fortranOrder = /['"]fortran_order['"]\s*:\s*(True|False)\b/.exec(body)?.[1];
   if (fortranOrder === undefined) throw fail("header has no 'fortran_order'");
-  if (fortranOrder === 'True') throw fail('fortran_order arrays are not supported; save with np.ascontiguousarray');
   const shapeText = /['"]shape['"]\s*:\s*\(([^)]*)\)/.exec(body)?.[1];
   if (shapeText === undefined) throw fail("header has no 'shape' tuple");
   const dims = shapeText.split(',').map((dim) => dim.trim());
@@ -92,7 +121,7 @@ function parseHeader(text: string, fail: (reason: string) => FileFormatError): {
   if (!dims.every((dim) => /^\d+L?$/.test(dim))) throw fail(`shape (${shapeText}) is not a tuple of non-negative integers`);
   const shape = dims.map((dim) => Number.parseInt(dim, 10));
   if (!shape.every(Number.isSafeInteger)) throw fail(`shape (${shapeText}) is too large`);
-  return { descr, shape };
+  return { descr, shape, fortranOrder: fortranOrder === 'True' };
 }
 
 export function readNpy(path: string): NpyArray {
@@ -150,11 +179,62 @@ function pythonTuple(shape: readonly number[]): string {
   return shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
 }
 
+/** Reverses the byte order of every `width`-byte element in place. */
+function swapBytes(bytes: Uint8Array, width: number): void {
+  if (width === 1) return;
+  for (let start = 0; start < bytes.length; start += width) {
+    for (let lo = start, hi = start + width - 1; lo < hi; lo++, hi--) {
+      const byte = bytes[lo];
+      bytes[lo] = bytes[hi];
+      bytes[hi] = byte;
+    }
+  }
+}
+
+/**
+ * Column-major (first index fastest) to row-major. Walks the output in C order with an odometer
+ * over the index, keeping the matching column-major offset in step.
+ */
+function fortranToC<T extends NpyData>(data: T, shape: readonly number[]): T {
+  if (shape.filter((dim) => dim > 1).length < 2) return data; // one real axis: both orders coincide
+  const rank = shape.length;
+  const fortranStrides = new Array<number>(rank);
+  for (let axis = 0, stride = 1; axis < rank; axis++) {
+    fortranStrides[axis] = stride;
+    stride *= shape[axis];
+  }
+  const out = new (data.constructor as new (length: number) => T)(data.length);
+  const index = new Array<number>(rank).fill(0);
+  let source = 0;
+  const last = rank - 1;
+  const lastDim = shape[last];
+  const lastStride = fortranStrides[last];
+  for (let target = 0; target < data.length; ) {
+    // the innermost axis as a tight loop, then carry into the outer axes
+    for (let i = 0; i < lastDim; i++, target++) out[target] = data[source + i * lastStride];
+    for (let axis = last - 1; axis >= 0; axis--) {
+      index[axis]++;
+      source += fortranStrides[axis];
+      if (index[axis] < shape[axis]) break;
+      source -= index[axis] * fortranStrides[axis];
+      index[axis] = 0;
+    }
+  }
+  return out;
+}
+
 function halvesToFloat32(halves: Uint16Array): Float32Array {
   const out = new Float32Array(halves.length);
   const outBits = new Uint32Array(out.buffer);
   for (let i = 0; i < halves.length; i++) outBits[i] = float16BitsToFloat32Bits(halves[i]);
   return out;
+}
+
+/** uint64 as Int32Array when every value fits in int32, as for int64. */
+function narrowUint64(values: BigUint64Array): Int32Array | BigUint64Array {
+  const max = BigInt(0x7fffffff);
+  for (const value of values) if (value > max) return values;
+  return Int32Array.from(values, (value) => Number(value));
 }
 
 /** int64 (NumPy's default integer) as Int32Array when every value fits, which is the usual case for labels. */
