@@ -30,7 +30,7 @@ function toyAdapter(): MethodSpec<{ bottleneck: number }> {
   const make = (dim: number, r: number, seed: number) => {
     const down = tf.tidy(() => tf.variable(tf.randomNormal([dim, r], 0, 0.2, 'float32', seed), true, `toy.down.${seed}.${Math.random()}`));
     const up = tf.tidy(() => tf.variable(tf.randomNormal([r, dim], 0, 0.2, 'float32', seed + 1), true, `toy.up.${seed}.${Math.random()}`));
-    const hook: Hook = { name: 'toyadapt', trainableVariables: () => [down, up], mlpParallel: (x1) => linear(tf.relu(linear(x1, down)), up) };
+    const hook: Hook = { name: 'toyadapt', trainableVariables: () => [down, up], mlpParallel: (x1) => linear(tf.relu(linear(x1, down as tf.Tensor2D)), up as tf.Tensor2D) };
     return { down, up, hook };
   };
   const fitted = (backbone: LoadedVit, numClasses: number, parts: ReturnType<typeof make>, bottleneck: number) => {
