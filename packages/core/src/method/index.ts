@@ -14,3 +14,4 @@ export {
   type Prediction,
 } from './hooked.js';
 export { linearMethod, createLinearMethod, clsFeatures, type LinearConfig } from './linear.js';
+export { fitMethod, arrayImageSplit, type FitMethodOptions } from './fit.js';
