@@ -1,8 +1,9 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { OWN_CLASSES, ownImage, writeOwnFolder } from './own-images.js';
 
 // The examples run as a user runs them (node <file>), on small settings.
 const root = mkdtempSync(join(tmpdir(), 'vqt-examples-'));
@@ -37,5 +38,41 @@ describe('examples', () => {
     expect(difference).toBeGreaterThan(1e-4);
     expect(out).toMatch(/gradients for 6 variables \(VQT's 6 query blocks\)/);
     expect(out).toContain('tensors still alive: 0');
+  });
+
+  describe("a new user's three tasks, on a folder of their own (three classes, eight 56 px PNGs each)", () => {
+    const own = writeOwnFolder(join(root, 'own'), 8, 1);
+    const fresh = join(root, 'new-images');
+    mkdirSync(fresh);
+    const freshImage = (kind: (typeof OWN_CLASSES)[number]) => {
+      const file = join(fresh, `${kind}.png`);
+      writeFileSync(file, ownImage(kind, 56, 5000 + kind.length));
+      return file;
+    };
+
+    it('1. embed-images: the final CLS of each PNG from the embedded backbone', () => {
+      const files = OWN_CLASSES.map(freshImage);
+      const out = run('embed-images.mjs', files);
+      expect(out).toMatch(/^backend: /);
+      for (const file of files) expect(out).toMatch(new RegExp(`${file}: 64 values, first -?\\d\\.\\d{4} -?\\d\\.\\d{4} -?\\d\\.\\d{4}`));
+    });
+
+    it('2. train-own-classes, then classify a new image of each class in a new process', () => {
+      const out = run('train-own-classes.mjs', [own, 'my-adapter', '12']);
+      expect(out).toMatch(/24 images, 3 classes \(disc, horizontal, vertical\): train top-1 \d+\.\d%, adapter saved to my-adapter/);
+      expect(JSON.parse(readFileSync(join(root, 'my-adapter', 'adapter_config.json'), 'utf8'))).toMatchObject({ method: 'vqt', numClasses: 3, labelNames: [...OWN_CLASSES] });
+      for (const kind of OWN_CLASSES) {
+        const file = freshImage(kind);
+        const [first] = run('classify.mjs', ['my-adapter', file]).split('\n').filter((line) => line.startsWith(file));
+        expect(first).toMatch(new RegExp(`: ${kind} \\d+\\.\\d%$`));
+      }
+    });
+
+    it('3. stack-on-own-hook: VQT trained on a frozen hook of their own, no tensors left behind', () => {
+      const out = run('stack-on-own-hook.mjs', [own, '12']);
+      const top1 = Number(out.match(/train top-1 (\d+\.\d)%/)![1]);
+      expect(top1).toBeGreaterThanOrEqual(90);
+      expect(out).toContain('tensors still alive: 0');
+    });
   });
 });
