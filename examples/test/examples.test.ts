@@ -40,6 +40,13 @@ describe('examples', () => {
     expect(out).toContain('tensors still alive: 0');
   });
 
+  it('readme-hook: the README hook example runs as written and frees every tensor', () => {
+    const out = run('readme-hook.mjs');
+    expect(out).toMatch(/^backend: /);
+    expect(out).toContain('false [ 2, 64 ] [ 6, 2, 1, 64 ] [ 2, 65, 64 ]');
+    expect(out).toContain('tensors still alive: 0');
+  });
+
   describe("a new user's three tasks, on a folder of their own (three classes, eight 56 px PNGs each)", () => {
     const own = writeOwnFolder(join(root, 'own'), 8, 1);
     const fresh = join(root, 'new-images');
