@@ -48,7 +48,7 @@ const { top1 } = await evaluateModel(model, splitImageSource(test), 64);
 console.log(`${args.task}: final train loss ${history.at(-1).loss.toFixed(4)}, test top-1 ${(100 * top1).toFixed(2)}% on ${test.size} images`);
 
 saveVqtAdapter(args.out, model, backbone, { training: { task: args.task, top1 } });
-const { model: reloaded } = loadVqtAdapter(args.out, backbone.model, { backboneSha256: backbone.sha256 });
+const { model: reloaded } = loadVqtAdapter(args.out, backbone);
 const again = await evaluateModel(reloaded, splitImageSource(test), 64);
 console.log(`reloaded adapter from ${args.out}: test top-1 ${(100 * again.top1).toFixed(2)}%`);
 if (again.top1 !== top1) throw new Error('the reloaded adapter does not reproduce the trained model');

@@ -30,6 +30,7 @@ export interface AdapterConfig {
   training?: Record<string, unknown>;
 }
 
+/** An adapter directory's config and host tensors, as `loadAdapter` reads them. */
 export interface Adapter {
   config: AdapterConfig;
   tensors: Map<string, HostTensor>;
@@ -49,6 +50,7 @@ export function saveAdapter(dir: string, config: AdapterConfig, tensors: Record<
   writeFileAtomic(join(dir, ADAPTER_CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`);
 }
 
+/** Checks `loadAdapter` makes while reading. */
 export interface LoadAdapterOptions {
   /** sha256 of the backbone checkpoint in use; a mismatch is an error. */
   backboneSha256?: string;
@@ -56,6 +58,11 @@ export interface LoadAdapterOptions {
   expectShapes?: Record<string, number[]>;
 }
 
+/**
+ * Reads an adapter directory without building a model (methods use it; users want `openFitted`).
+ * Refuses a config that is not a vqt-ts adapter, another backbone when `backboneSha256` is given,
+ * and tensors of unexpected shape, each with a one-line error naming the file.
+ */
 export function loadAdapter(dir: string, options: LoadAdapterOptions = {}): Adapter {
   const configFile = join(dir, ADAPTER_CONFIG_FILE);
   const weightsFile = join(dir, ADAPTER_WEIGHTS_FILE);

@@ -7,6 +7,7 @@ import { enableWasmThreads } from './backend-wasm-threads.js';
 /** Where the math runs, best first. The node bindings are optional: never a hard dependency. */
 export type BackendKind = 'tfjs-node-gpu' | 'tfjs-node' | 'wasm' | 'cpu';
 
+/** The backend `initBackend` chose: `describeBackend` prints it as one line. */
 export interface BackendInfo {
   kind: BackendKind;
   /** tfjs's own name for the registered backend ('tensorflow', 'wasm', 'cpu'). */
@@ -17,6 +18,7 @@ export interface BackendInfo {
   skipped: string[];
 }
 
+/** Options of `initBackend`; each also has an environment variable. */
 export interface BackendOptions {
   /** Force one backend; defaults to $VQT_BACKEND, else the first that works. */
   backend?: BackendKind | 'auto';
@@ -41,6 +43,7 @@ const ALIASES: Record<string, BackendKind | 'auto'> = {
   cpu: 'cpu',
 };
 
+/** A --backend / $VQT_BACKEND value ('node-gpu', 'node', 'wasm', 'cpu', 'auto', and aliases) as a BackendKind. */
 export function parseBackendName(name: string): BackendKind | 'auto' {
   const kind = ALIASES[name.trim().toLowerCase()];
   if (!kind) throw new Error(`unknown backend "${name}"; use one of auto, node-gpu, node, wasm, cpu`);

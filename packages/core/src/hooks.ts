@@ -38,6 +38,7 @@ export interface Hook {
   readonly tapPoints?: readonly TapPoint[];
 }
 
+/** The frozen Linear layers of a block that `linearDelta` can add to (LoRA's targets). */
 export type LinearName = 'q' | 'k' | 'v' | 'proj' | 'fc1' | 'fc2';
 
 /**
@@ -49,6 +50,7 @@ export type LinearName = 'q' | 'k' | 'v' | 'proj' | 'fc1' | 'fc2';
  */
 export type TapPoint = 'embed' | 'ln1' | 'attn' | 'mlpHidden' | 'mlpOut' | 'blockOut' | 'finalCls';
 
+/** Where in the model a hook is called, and for which step. */
 export interface HookContext {
   /** Block index, -1 for 'embed', depth for 'finalCls'. */
   readonly block: number;
@@ -67,6 +69,7 @@ export interface HookContext {
   keep<T extends tf.Tensor>(tensor: T): T;
 }
 
+/** Whether the hook changes the backbone's tokens (then it can be the base VQT stacks on). */
 export function adaptsTokens(hook: Hook): boolean {
   return Boolean(hook.beforeBlock || hook.afterBlock || hook.linearDelta || hook.mlpParallel);
 }

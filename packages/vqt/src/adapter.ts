@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { ADAPTER_WEIGHTS_FILE, FileFormatError, loadAdapter, saveAdapter, type AdapterConfig, type HostTensor, type VisionTransformer } from '@vqt/core';
+import { ADAPTER_WEIGHTS_FILE, FileFormatError, loadAdapter, saveAdapter, type AdapterConfig, type HostTensor, type LoadedVit } from '@vqt/core';
 import { join } from 'node:path';
 import type { FeatureNorm } from './config.js';
 import { VqtModel } from './model.js';
@@ -57,14 +57,17 @@ export function saveVqtAdapter(dir: string, model: VqtModel, backbone: BackboneR
   }
 }
 
-export interface LoadVqtAdapterOptions {
-  /** sha256 of the backbone checkpoint in use; a different one is refused. */
-  backboneSha256?: string;
-}
-
-/** Rebuilds a VqtModel around `vit` from an adapter directory. Errors are one line and name the file. */
-export function loadVqtAdapter(dir: string, vit: VisionTransformer, options: LoadVqtAdapterOptions = {}): { model: VqtModel; config: AdapterConfig } {
-  const { config, tensors } = loadAdapter(dir, { backboneSha256: options.backboneSha256 });
+/**
+ * Rebuilds a VqtModel around a loaded backbone (`loadVit`'s result) from an adapter directory. The
+ * backbone's sha256 is always checked against the one the adapter was trained on, so another
+ * checkpoint of the same shape is refused. Errors are one line and name the file.
+ */
+export function loadVqtAdapter(dir: string, backbone: Pick<LoadedVit, 'model' | 'sha256'>): { model: VqtModel; config: AdapterConfig } {
+  if (typeof backbone?.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(backbone.sha256) || !backbone.model) {
+    throw new TypeError(`loadVqtAdapter(${dir}): pass the backbone as loadVit() returns it ({ model, sha256, ... }), not a bare VisionTransformer: the adapter is checked against its sha256`);
+  }
+  const vit = backbone.model;
+  const { config, tensors } = loadAdapter(dir, { backboneSha256: backbone.sha256 });
   const configFile = join(dir, 'adapter_config.json');
   const weightsFile = join(dir, ADAPTER_WEIGHTS_FILE);
   if (config.method !== VQT_METHOD) throw new FileFormatError(configFile, `method is '${config.method}', not '${VQT_METHOD}'`);

@@ -11,7 +11,6 @@ export {
   loadVqtAdapter,
   saveVqtAdapter,
   type BackboneRef,
-  type LoadVqtAdapterOptions,
   type SaveVqtAdapterExtras,
   type VqtAdapterOptions,
 } from './adapter.js';

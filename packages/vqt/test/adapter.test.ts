@@ -48,7 +48,7 @@ describe('adapter', () => {
     const modelWeight = model.headWeight.dataSync();
     expect(fileWeight[1 * model.featureDim + 5]).toBe(modelWeight[5 * CLASSES + 1]);
 
-    const { model: restored, config: restoredConfig } = loadVqtAdapter(adapterDir, loaded.model, { backboneSha256: loaded.sha256 });
+    const { model: restored, config: restoredConfig } = loadVqtAdapter(adapterDir, loaded);
     expect(restoredConfig.training).toEqual({ task: 'unit-test' });
     expect(restored.config).toMatchObject({ queries: 3, featureNorm: 'mean', dropout: 0.2 });
     tf.tidy(() => {
@@ -61,19 +61,31 @@ describe('adapter', () => {
     model.dispose();
   });
 
-  it('refuses another backbone with a one-line error', () => {
+  it('always checks the backbone: another checkpoint of the same shape is refused in one line', () => {
     const model = new VqtModel(loaded.model, { numClasses: CLASSES });
     const adapterDir = join(dir, 'sha');
     saveVqtAdapter(adapterDir, model, loaded);
     model.dispose();
+    // The same architecture with one weight byte changed: only the sha256 tells them apart.
+    const bytes = readFileSync(fixture.checkpointPath);
+    bytes[bytes.length - 1] ^= 0x01;
+    const otherFile = join(dir, 'other.safetensors');
+    writeFileSync(otherFile, bytes);
+    const other = loadVit(otherFile, { heads: fixture.heads });
+    expect(other.model.config).toEqual(loaded.model.config);
     let message = '';
     try {
-      loadVqtAdapter(adapterDir, loaded.model, { backboneSha256: 'f'.repeat(64) });
+      loadVqtAdapter(adapterDir, other);
     } catch (error) {
       message = (error as Error).message;
     }
-    expect(message).toMatch(/sha256/);
+    other.model.dispose();
+    expect(message).toMatch(/adapter_config\.json: trained on backbone model\.safetensors \(sha256 [0-9a-f]{12}\.\.\.\), but the checkpoint given has sha256/);
     expect(message).not.toContain('\n');
+    // A bare VisionTransformer (the old signature) carries no sha256: refused, not trusted.
+    expect(() => loadVqtAdapter(adapterDir, loaded.model as unknown as LoadedVit)).toThrow(/pass the backbone as loadVit\(\) returns it/);
+    const { model: restored } = loadVqtAdapter(adapterDir, loaded);
+    restored.dispose();
   });
 
   it('names the tensor when a shape is wrong, and refuses other methods', () => {
@@ -84,8 +96,8 @@ describe('adapter', () => {
     const configFile = join(adapterDir, ADAPTER_CONFIG_FILE);
     const config = JSON.parse(readFileSync(configFile, 'utf8'));
     writeFileSync(configFile, JSON.stringify({ ...config, options: { ...config.options, queries: 4 } }));
-    expect(() => loadVqtAdapter(adapterDir, loaded.model)).toThrow(/vqt\.queries.*expected shape \[3, 4, 48\]/);
+    expect(() => loadVqtAdapter(adapterDir, loaded)).toThrow(/vqt\.queries.*expected shape \[3, 4, 48\]/);
     writeFileSync(configFile, JSON.stringify({ ...config, method: 'head2toe' }));
-    expect(() => loadVqtAdapter(adapterDir, loaded.model)).toThrow(/method is 'head2toe'/);
+    expect(() => loadVqtAdapter(adapterDir, loaded)).toThrow(/method is 'head2toe'/);
   });
 });

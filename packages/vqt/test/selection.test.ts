@@ -45,7 +45,7 @@ describe('VQT + group-lasso selection', () => {
     saveVqtAdapter(adapterDir, model, loaded);
     const config = JSON.parse(readFileSync(join(adapterDir, ADAPTER_CONFIG_FILE), 'utf8'));
     expect(config.options.keptIndices).toEqual(Array.from(result.keptIndices));
-    const reloaded = loadVqtAdapter(adapterDir, loaded.model, { backboneSha256: loaded.sha256 }).model;
+    const reloaded = loadVqtAdapter(adapterDir, loaded).model;
     tf.tidy(() => {
       const x = tf.tensor4d(images.slice(0, 4 * 3 * 32 * 32), [4, 3, 32, 32]);
       const batch = { images: x, labels: labels.slice(0, 4) };

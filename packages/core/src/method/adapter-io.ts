@@ -7,13 +7,18 @@ import { hasMethod } from './registry.js';
 import { methodParts, methodSpec, resolveAnyConfig } from './stack.js';
 import { DEFAULT_RUNTIME, type FittedMethod, type RuntimeConfig } from './spec.js';
 
+/** Optional extras `saveFitted` records in adapter_config.json. */
 export interface SaveFittedExtras {
   labelNames?: readonly string[];
   /** Provenance: task, epochs, lr, accuracy. */
   training?: Record<string, unknown>;
 }
 
-/** Writes any fitted method (or stack) as a PEFT-style adapter directory, atomically. */
+/**
+ * Writes any fitted method (or stack) as a PEFT-style adapter directory, atomically:
+ * adapter_model.safetensors (only the trained tensors) and adapter_config.json (method, options,
+ * numClasses, label names, and the backbone's name, sha256 and config). Reopen it with `openFitted`.
+ */
 export function saveFitted(dir: string, fitted: FittedMethod, backbone: LoadedVit, extras: SaveFittedExtras = {}): void {
   const config: AdapterConfig = {
     method: fitted.method,

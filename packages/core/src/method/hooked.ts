@@ -85,6 +85,7 @@ export class HookedClassifier implements TrainableModel<ImageBatch> {
   }
 }
 
+/** The parts of an adapting method that `adaptingFitted` turns into a FittedMethod. */
 export interface AdaptingFittedParts {
   method: string;
   classifier: HookedClassifier;
@@ -123,12 +124,17 @@ export function evaluateFitted(fitted: FittedMethod, data: ImageSplit, batchSize
   return evaluateModel(model, imageSplitSource(data), batchSize);
 }
 
+/** What `predict` returns for one image. */
 export interface Prediction {
   /** Classes by descending probability, at most topK. */
   top: { index: number; label: string; probability: number }[];
 }
 
-/** Class probabilities and the top-k classes (with label names when known) for each image. */
+/**
+ * Class probabilities and the top-k classes (default 5, with label names when given, else the class
+ * index as text) for each image of a normalised batch [B, 3, S, S] (S = the backbone's imageSize).
+ * Works for every method's FittedMethod; the caller keeps ownership of `images`.
+ */
 export async function predict(
   fitted: FittedMethod,
   images: tf.Tensor4D,

@@ -15,3 +15,4 @@ export {
 } from './hooked.js';
 export { linearMethod, createLinearMethod, clsFeatures, type LinearConfig } from './linear.js';
 export { resolveAdaptedBlocks, validateBlockSelection, type BlockSelection } from './blocks.js';
+export { fitMethod, arrayImageSplit, type FitMethodOptions } from './fit.js';

@@ -74,4 +74,5 @@ export function createLinearMethod(): MethodSpec<LinearConfig> {
   };
 }
 
+/** The linear-probe spec, registered by importing @vqt/core. */
 export const linearMethod = registerMethod(createLinearMethod());

@@ -20,16 +20,19 @@ export function registerMethod<C extends object>(spec: MethodSpec<C>): MethodSpe
   return spec;
 }
 
+/** The registered spec of a method ('vqt', 'head2toe', 'linear'); unknown names are an error listing the registered ones. Import a method's package to register it. */
 export function getMethod(name: string): MethodSpec<object> {
   const spec = registry.get(name);
   if (!spec) throw new Error(`unknown method "${name}"; registered: ${[...registry.keys()].join(', ') || 'none'}`);
   return spec;
 }
 
+/** Whether a method of this name is registered (its package has been imported). */
 export function hasMethod(name: string): boolean {
   return registry.has(name);
 }
 
+/** Every registered spec, in registration order (what `vqt train --help` lists). */
 export function registeredMethods(): MethodSpec<object>[] {
   return [...registry.values()];
 }

@@ -44,8 +44,10 @@ export interface MethodSpec<C extends object = Record<string, unknown>> {
   close?(): Promise<void>;
 }
 
+/** How a method option is parsed from the command line and validated. */
 export type OptionKind = 'int' | 'number' | 'fraction' | 'boolean' | 'string' | 'intList' | 'stringList' | 'choice';
 
+/** One option of a method: its config key, its CLI flag, kind, bounds and help line. */
 export interface MethodOption {
   /** Key in the method's config. */
   readonly key: string;
@@ -86,8 +88,10 @@ export interface RuntimeConfig {
   checkpointing: 'auto' | 'on' | 'off';
 }
 
+/** 1 GiB of cache in memory before spilling, float32 spill files, checkpointing 'auto'. */
 export const DEFAULT_RUNTIME: RuntimeConfig = { cacheBudgetBytes: 1024 * 2 ** 20, spillDtype: 'float32', checkpointing: 'auto' };
 
+/** What `MethodSpec.fit` gets besides its own config and the data (`fitMethod` builds one with defaults). */
 export interface FitContext {
   backbone: LoadedVit;
   hp: HyperParameters;
@@ -106,6 +110,7 @@ export interface FitContext {
   log(line: string): void;
 }
 
+/** What `MethodSpec.open` gets besides its saved config and tensors (`openFitted` builds it). */
 export interface OpenContext {
   backbone: LoadedVit;
   runtime: RuntimeConfig;

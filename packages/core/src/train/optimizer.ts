@@ -8,6 +8,7 @@ export function createOptimizer(name: OptimizerName, lr: number, momentum = 0.9)
   throw new Error(`unknown optimizer "${name as string}" (use adam or sgd)`);
 }
 
+/** Sets an Adam or SGD optimizer's learning rate in place (the trainer does it every epoch). */
 export function setLearningRate(optimizer: tf.Optimizer, lr: number): void {
   // tfjs optimizers answer instanceof by duck typing, so ask for the method instead.
   const sgd = optimizer as unknown as { setLearningRate?: (lr: number) => void; learningRate: number };

@@ -20,6 +20,10 @@ export interface ProtocolResult {
 /** The reference grid (lr is scaled by batch/256 by the caller, as the reference does). */
 export const REFERENCE_GRID = { lr: [1.0, 0.5, 0.25, 0.1, 0.05], weightDecay: [0.01, 1e-3, 1e-4, 0] };
 
+/**
+ * The VTAB-1k hyper-parameter protocol: every (lr, weight decay) of the grid is trained on train800
+ * and scored on val200; the best pair is retrained on train800val200 and tested.
+ */
 export async function runVtabProtocol<M>(grid: { lr: number[]; weightDecay: number[] }, steps: ProtocolSteps<M>): Promise<ProtocolResult> {
   const results: ProtocolResult['grid'] = [];
   for (const lr of grid.lr) {

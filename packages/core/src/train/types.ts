@@ -20,8 +20,10 @@ export interface TrainableModel<B extends LabeledBatch> {
   noDecayVariables?(): tf.Variable[];
 }
 
+/** Adam (the VQT/VPT recipe) or SGD with momentum. */
 export type OptimizerName = 'adam' | 'sgd';
 
+/** The training recipe of `trainModel`: warmup then cosine decay, seeded order and dropout, optional resumable checkpoints. */
 export interface TrainOptions {
   epochs: number;
   batchSize: number;
@@ -53,6 +55,7 @@ export interface TrainOptions {
   progress?: 'auto' | 'bar' | 'lines' | 'none';
 }
 
+/** Memory figures of one training step (`onFirstStepProfile`, `profileStep`). */
 export interface StepProfile {
   /** Peak bytes of the buffers the step created, alive at once, each buffer counted once (peakNewBufferBytes). */
   newBufferBytes: number;
@@ -62,6 +65,7 @@ export interface StepProfile {
   startBytes: number;
 }
 
+/** One epoch's loss, learning rate and time, as `onEpochEnd` and `TrainResult.history` give them. */
 export interface EpochLog {
   epoch: number;
   lr: number;
@@ -70,12 +74,14 @@ export interface EpochLog {
   seconds: number;
 }
 
+/** What `trainModel` returns. */
 export interface TrainResult {
   history: EpochLog[];
   /** Epoch the run started from (0 unless resumed). */
   startEpoch: number;
 }
 
+/** Top-1 accuracy (a fraction), the counts behind it and every prediction. */
 export interface EvalResult {
   top1: number;
   correct: number;
