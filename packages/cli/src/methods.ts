@@ -14,7 +14,7 @@ import { UsageError } from './errors.js';
 /** `--method` values: every registered method, and the stacks of a stackable method on an adapting one. */
 export function methodChoices(): string[] {
   const methods = registeredMethods();
-  const stacks = methods.filter((b) => b.role === 'adapt').flatMap((base) => methods.filter((t) => t.stackable).map((top) => `${base.name}+${top.name}`));
+  const stacks = methods.filter((b) => b.role === 'adapt' && b.stackBase !== false).flatMap((base) => methods.filter((t) => t.stackable).map((top) => `${base.name}+${top.name}`));
   return [...methods.map((m) => m.name), ...stacks];
 }
 

@@ -16,3 +16,4 @@ export {
 export { linearMethod, createLinearMethod, clsFeatures, type LinearConfig } from './linear.js';
 export { resolveAdaptedBlocks, validateBlockSelection, type BlockSelection } from './blocks.js';
 export { fitMethod, arrayImageSplit, type FitMethodOptions } from './fit.js';
+export { fullMethod, createFullMethod, type FullConfig } from './full.js';

@@ -28,6 +28,8 @@ export interface MethodSpec<C extends object = Record<string, unknown>> {
   readonly role: 'adapt' | 'read';
   /** Whether the method can sit on top of an adapting method (reads through its frozen hooks). */
   readonly stackable?: boolean;
+  /** For an adapting method: whether another can stack on it (default true; false when it replaces the backbone). */
+  readonly stackBase?: boolean;
   /** Every option with its default: what adapter_config.json's `options` holds. */
   readonly defaults: Readonly<C>;
   /** Options as CLI flags and docs. Every key of `defaults` appears here once. */

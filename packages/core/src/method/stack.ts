@@ -24,7 +24,7 @@ export function stackSpec(name: string): MethodSpec<StackConfig> {
   const parts = methodParts(name);
   if (parts.length !== 2) throw new Error(`stack "${name}": a stack is one adapting method and one method on top ('vpt+vqt')`);
   const [base, top] = parts;
-  if (base.role !== 'adapt') throw new Error(`stack "${name}": "${base.name}" does not adapt the backbone, so nothing can stack on it`);
+  if (base.role !== 'adapt' || base.stackBase === false) throw new Error(`stack "${name}": nothing can stack on "${base.name}" (it does not adapt the shared backbone through hooks)`);
   if (!top.stackable) throw new Error(`stack "${name}": "${top.name}" cannot be stacked on another method`);
   return {
     name,

@@ -146,10 +146,17 @@ export class VisionTransformer {
     return chosen;
   }
 
-  /** True when some backbone parameter is a trainable variable (then the whole backbone is taped). */
-  private hasTrainableParameters(): boolean {
-    for (const t of this.namedParameters().values()) if (t instanceof tf.Variable && t.trainable) return true;
-    return false;
+  /**
+   * The first part of the backbone with a trainable parameter: -1 for the embedding (patch, CLS,
+   * position, registers), m for block m, Infinity when none. Earlier blocks stay off the tape.
+   */
+  private firstTrainableBlock(): number {
+    const trainable = (value: unknown) => collectTensors(value).some((t) => t instanceof tf.Variable && t.trainable);
+    const { blocks, norm, fcNorm, head: _head, ...embedding } = this.params;
+    if (trainable(embedding)) return -1;
+    const m = blocks.findIndex((block) => trainable(block));
+    if (m >= 0) return m;
+    return trainable([norm, fcNorm]) ? blocks.length : Infinity;
   }
 
   dispose(): void {
@@ -213,7 +220,7 @@ export class VisionTransformer {
   forward(images: tf.Tensor4D, options: ForwardOptions = {}): ForwardResult {
     const hooks = options.hooks ?? [];
     const batch = images.shape[0];
-    const firstTaped = options.tapeBackbone || (isRecordingGradients() && this.hasTrainableParameters()) ? -1 : this.firstTapedBlock(hooks);
+    const firstTaped = options.tapeBackbone ? -1 : Math.min(isRecordingGradients() ? this.firstTrainableBlock() : Infinity, this.firstTapedBlock(hooks));
     const onTape = <T>(block: number, fn: () => T): T => (block >= firstTaped ? fn() : untaped(fn));
     // Tensors hooks asked to keep (ctx.keep) leave each block's tidy and are never disposed here.
     const retained = new Set<tf.Tensor>();
