@@ -67,6 +67,11 @@ export class VisionTransformer {
 
   /** Patch embedding, CLS and position embedding: [B, 3, H, W] -> [B, 1 + N, D]. */
   embed(images: tf.Tensor4D): tf.Tensor3D {
+    return tf.tidy(() => tf.add(this.patchTokensWithCls(images), this.params.posEmbed) as tf.Tensor3D);
+  }
+
+  /** Patch embeddings with CLS prepended, before the position embedding: [B, 1 + N, D]. */
+  patchTokensWithCls(images: tf.Tensor4D): tf.Tensor3D {
     const { imageSize, patchSize: p, dim } = this.config;
     const [batch, channels, height, width] = images.shape;
     if (channels !== 3 || height !== imageSize || width !== imageSize) {
@@ -80,7 +85,7 @@ export class VisionTransformer {
       const patches = tf.reshape(byPatch, [batch * g * g, 3 * p * p]) as tf.Tensor2D;
       const embedded = tf.reshape(linear(patches, this.params.patchEmbed.weight, this.params.patchEmbed.bias), [batch, g * g, dim]);
       const cls = tf.tile(tf.reshape(this.params.clsToken, [1, 1, dim]), [batch, 1, 1]);
-      return tf.add(tf.concat([cls, embedded], 1), this.params.posEmbed) as tf.Tensor3D;
+      return tf.concat([cls, embedded], 1) as tf.Tensor3D;
     });
   }
 
@@ -94,8 +99,17 @@ export class VisionTransformer {
     const blocks: tf.Tensor3D[] = [];
 
     let x = onTape(-1, () => {
-      const embedded = this.embed(images);
-      this.tapAll(hooks, 'embed', embedded, this.context(-1, batch, options, retained));
+      const ctx = this.context(-1, batch, options, retained);
+      let embedded: tf.Tensor3D;
+      if (wantsTap(hooks, 'patchEmbed')) {
+        const root = this.patchTokensWithCls(images);
+        this.tapAll(hooks, 'patchEmbed', root, ctx);
+        embedded = tf.add(root, this.params.posEmbed) as tf.Tensor3D;
+        if (!retained.has(root)) root.dispose();
+      } else {
+        embedded = this.embed(images);
+      }
+      this.tapAll(hooks, 'embed', embedded, ctx);
       return embedded;
     });
 
@@ -127,7 +141,13 @@ export class VisionTransformer {
         return layerNorm(first, this.params.norm) as tf.Tensor2D;
       }),
     );
-    this.tapAll(hooks, 'finalCls', cls, this.context(this.blocks.length, batch, options, retained));
+    const finalCtx = this.context(this.blocks.length, batch, options, retained);
+    if (wantsTap(hooks, 'finalSequence')) {
+      const sequence = onTape(this.blocks.length, () => layerNorm(last, this.params.norm));
+      this.tapAll(hooks, 'finalSequence', sequence, finalCtx);
+      if (!retained.has(sequence)) sequence.dispose();
+    }
+    this.tapAll(hooks, 'finalCls', cls, finalCtx);
     if (!options.returnBlocks && !retained.has(last)) last.dispose();
     return options.returnBlocks ? { cls, blocks } : { cls };
   }
