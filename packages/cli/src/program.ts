@@ -56,6 +56,7 @@ export function buildProgram(): Command {
     .option('--dropout <rate>', 'VQT: query dropout', nonNegativeNumber, 0.1)
     .option('--select <fraction>', 'VQT: freeze the queries, then keep this fraction of head-input features by group lasso', fraction)
     .option('--target-size <n>', 'Head2Toe: pooled size per tap', positiveInt, 2048)
+    .addOption(new Option('--pooling <rule>', "Head2Toe: taps and token pooling: official (google-research/head2toe's) or adaptive (this tool's earlier rule)").choices(['official', 'adaptive']).default('official'))
     .option('--keep <fraction>', 'Head2Toe: fraction of features kept', fraction, 0.2)
     .option('--lasso <lambda>', 'group-lasso lambda (absolute); default --lasso-ratio x lambda_max', nonNegativeNumber)
     .option('--lasso-ratio <r>', 'group-lasso lambda as a fraction of lambda_max', nonNegativeNumber, 0.1)

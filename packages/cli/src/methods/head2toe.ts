@@ -36,12 +36,12 @@ export function head2toeMethod(): Method {
     name: 'head2toe',
     async fit(context, _hp, split: VtabSplit) {
       const { options, backbone } = context;
-      const extractor = new Head2ToeExtractor(backbone.model.config, { targetSize: options.targetSize });
-      const key = `${split.taskDir}:${split.split}:${options.targetSize}`;
+      const extractor = new Head2ToeExtractor(backbone.model.config, { targetSize: options.targetSize, pooling: options.pooling });
+      const key = `${split.taskDir}:${split.split}:${options.targetSize}:${extractor.pooling}`;
       if (!extracted.has(key)) {
         const started = performance.now();
         extracted.set(key, await extractor.extractAll(backbone.model, split.batches(context.train.batchSize, { shuffle: false })));
-        context.log(`head2toe features: ${split.size} images x ${extractor.width} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+        context.log(`head2toe features ('${extractor.pooling}' pooling): ${split.size} images x ${extractor.width} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
       }
       const lambda = options.lasso !== undefined ? { lambda: options.lasso } : { lambdaRatio: options.lassoRatio };
       const fit = fitHead2Toe(extracted.get(key)!, split.numClasses, { keep: options.keep, ...lambda });
@@ -51,7 +51,8 @@ export function head2toeMethod(): Method {
     },
     open(dir, _adapter, backbone) {
       const { model, options } = loadHead2ToeAdapter(dir, { backboneSha256: backbone.sha256 });
-      return trained(model, new Head2ToeExtractor(backbone.model.config, { targetSize: options.targetSize }), backbone);
+      // Adapters written before 'pooling' existed load as 'adaptive' (options.pooling is filled in).
+      return trained(model, new Head2ToeExtractor(backbone.model.config, { targetSize: options.targetSize, pooling: options.pooling }), backbone);
     },
   };
 }

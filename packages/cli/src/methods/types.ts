@@ -13,6 +13,8 @@ export interface MethodOptions {
   lasso?: number;
   lassoRatio: number;
   targetSize: number;
+  /** Head2Toe taps and token pooling (default 'official'). */
+  pooling?: 'official' | 'adaptive';
   keep: number;
   cacheBudgetBytes: number;
   cacheDir?: string;
