@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vit_ref as R  # noqa: E402
+import head2toe_ref as H  # noqa: E402
 
 torch.set_num_threads(2)
 torch.use_deterministic_algorithms(True)
@@ -251,14 +252,8 @@ def self_checks() -> None:
     up = F.interpolate(x, size=(6, 6), mode="bicubic", antialias=False, align_corners=False)
     check((up_aa - up).abs().max().item() > 1e-3, "antialias=True differs from False when upsampling")
 
-    # 7. adaptive average pooling groups == F.adaptive_avg_pool1d
-    t = torch.randn(2, 17, 5, dtype=torch.float64)
-    ok = True
-    for gg in range(1, 18):
-        ours = R.pool_tokens(t, gg * 5).reshape(2, gg, 5)
-        ref = F.adaptive_avg_pool1d(t.transpose(1, 2), gg).transpose(1, 2)
-        ok &= (ours - ref).abs().max().item() < 1e-12
-    check(ok, "token pooling == F.adaptive_avg_pool1d for g = 1..17")
+    # 7. Head2Toe token pooling (official and adaptive) and normalisation: head2toe_ref.py
+    H.self_checks(check)
 
     # 8. bf16 rounding == torch's float32 -> bfloat16 conversion (round-to-nearest-even)
     v = np.random.default_rng(8).standard_normal(100000).astype(np.float32) * 3
@@ -450,33 +445,9 @@ def vqt_case(model, x: np.ndarray, ckpt_rel: str, ckpt_sha: str) -> None:
     })
 
 
-def h2t_case(model, x: np.ndarray, ckpt_rel: str, ckpt_sha: str) -> None:
-    folder = os.path.join(H2T, "h2t_tiny")
-    os.makedirs(folder, exist_ok=True)
-    S = 96
-    with torch.no_grad():
-        feats, taps = R.head2toe_features(model, t64(x), S)
-    save_npy(folder, "input.npy", x)
-    save_npy(folder, "features.npy", feats)
-    L = 1 + (32 // PATCH) ** 2
-    tap_list = []
-    off = 0
-    for name, width in taps:
-        C = DIM * MLP_RATIO if name.endswith("mlp_hidden") else DIM
-        entry = {"name": name, "width": width, "offset": off}
-        if name != "final_cls":
-            entry.update(channels=C, groups=min(L, max(1, S // C)))
-        tap_list.append(entry)
-        off += width
-    write_json(os.path.join(folder, "taps.json"), tap_list)
-    write_json(os.path.join(folder, "config.json"), {
-        **tiny_case_config(ckpt_rel, ckpt_sha), "targetSize": S, "numTokens": L, "featureDim": off,
-        "taps": "taps.json",
-        "description": "features.npy [B,F]: taps embed, block{m}.{ln1,attn,mlp_hidden,mlp_out}, "
-                       "final_cls; each token tap adaptive-avg-pooled over tokens to "
-                       "g = min(L, max(1, floor(S/C))) groups, flattened [g,C] row-major, "
-                       "L2-normalised per tap",
-    })
+def h2t_cases(model, x: np.ndarray, ckpt_rel: str, ckpt_sha: str) -> None:
+    print("  head2toe geometry: " + H.describe_geometry())
+    H.write_fixtures(model, x, H2T, tiny_case_config(ckpt_rel, ckpt_sha), save_npy, write_json)
 
 
 def main() -> None:
@@ -502,8 +473,8 @@ def main() -> None:
     sha = sha256(ckpt)
     rel = "../../../../core/test/fixtures/tiny_f32/model.safetensors"
     vqt_case(f32["model"], f32["input"], rel, sha)
-    h2t_case(f32["model"], f32["input"], rel, sha)
-    for base in (VQT + "/vqt_tiny", H2T + "/h2t_tiny"):
+    h2t_cases(f32["model"], f32["input"], rel, sha)
+    for base in [VQT + "/vqt_tiny"] + [os.path.join(H2T, case[0]) for case in H.CASES]:
         assert os.path.samefile(os.path.join(base, rel), ckpt), base
     print("fixture sizes")
     for top in (CORE, VQT, H2T):

@@ -1,4 +1,4 @@
-"""Independent PyTorch reference for the ViT backbone, VQT and Head2Toe features.
+"""Independent PyTorch reference for the ViT backbone and VQT features.
 
 Written from docs/METHOD.md only (timm semantics). It is deliberately small and
 explicit so that it can serve as the ground truth the TensorFlow.js code is
@@ -17,7 +17,7 @@ Contents
   * resample_abs_pos_embed (timm semantics: bicubic, antialias=True) and an
     independent numpy implementation of the same separable antialiased kernel
   * vqt_query_outputs / vqt_features
-  * head2toe_features
+  * (Head2Toe features: head2toe_ref.py)
 """
 
 from __future__ import annotations
@@ -528,30 +528,3 @@ def vqt_features(cls: torch.Tensor, zq: torch.Tensor, mode: str = "l2") -> torch
     elif mode != "none":
         raise ValueError(mode)
     return torch.cat(pieces, dim=1)
-
-
-def adaptive_groups(L: int, g: int) -> List[Tuple[int, int]]:
-    """torch adaptive_avg_pool1d bins: group i covers [floor(i L/g), ceil((i+1) L/g))."""
-    return [((i * L) // g, -((-(i + 1) * L) // g)) for i in range(g)]
-
-
-def pool_tokens(t: torch.Tensor, target: int) -> torch.Tensor:
-    """t [B,L,C] -> [B, g*C], g = min(L, max(1, floor(target / C))), group-major flatten."""
-    B, L, C = t.shape
-    g = min(L, max(1, target // C))
-    pooled = torch.stack([t[:, s:e].mean(dim=1) for s, e in adaptive_groups(L, g)], dim=1)
-    return pooled.reshape(B, g * C)
-
-
-@torch.no_grad()
-def head2toe_features(model: VisionTransformer, img: torch.Tensor,
-                      target: int) -> Tuple[torch.Tensor, List[Tuple[str, int]]]:
-    """Returns (features [B,F], [(tap name, width), ...])."""
-    o = model.forward_all(img, taps=True)
-    pieces: List[Tuple[str, torch.Tensor]] = [("embed", pool_tokens(o["embed"], target))]
-    for m, t in enumerate(o["taps"]):
-        for name in ("ln1", "attn", "mlp_hidden", "mlp_out"):
-            pieces.append((f"block{m}.{name}", pool_tokens(t[name], target)))
-    pieces.append(("final_cls", o["cls"]))
-    feats = torch.cat([l2norm(v) for _, v in pieces], dim=1)
-    return feats, [(n, v.shape[1]) for n, v in pieces]

@@ -67,8 +67,10 @@ describe('vqt train / eval', () => {
       evalTop1(out);
     }
     const h2t = JSON.parse(readFileSync(join(root, 'head2toe', 'adapter_config.json'), 'utf8'));
-    expect(h2t.options.keptIndices).toHaveLength(Math.round(0.2 * 1584));
-    expect(tensorsOf(join(root, 'head2toe'))['head.weight']).toEqual([16, Math.round(0.2 * 1584)]);
+    // Official taps and pooling by default: F = 1776 on the tiny ViT at S 96.
+    expect(h2t.options.pooling).toBe('official');
+    expect(h2t.options.keptIndices).toHaveLength(Math.round(0.2 * 1776));
+    expect(tensorsOf(join(root, 'head2toe'))['head.weight']).toEqual([16, Math.round(0.2 * 1776)]);
     const selected = JSON.parse(readFileSync(join(root, 'select', 'adapter_config.json'), 'utf8'));
     expect(selected.options.keptIndices).toHaveLength(Math.round(0.7 * 192));
     expect(tensorsOf(join(root, 'linear'))).toEqual({ 'head.weight': [16, 48], 'head.bias': [16] });

@@ -32,7 +32,7 @@ export interface Hook {
   sideQueries?(ctx: HookContext): tf.Tensor2D | tf.Tensor3D | undefined;
   /** The side queries after the whole block, [B, T, D] (no final norm). */
   sideQueryOutput?(output: tf.Tensor3D, ctx: HookContext): void;
-  /** A read-only view. Token taps are [B, L, C]; 'finalCls' is [B, D]. */
+  /** A read-only view. Token taps (and 'finalSequence') are [B, L, C]; 'finalCls' is [B, D]. */
   tap?(point: TapPoint, value: tf.Tensor, ctx: HookContext): void;
   /** Which tap points this hook wants; core skips computing the others. Default: all. */
   readonly tapPoints?: readonly TapPoint[];
@@ -43,16 +43,19 @@ export type LinearName = 'q' | 'k' | 'v' | 'proj' | 'fc1' | 'fc2';
 
 /**
  * Token taps are the whole sequence the blocks see: [CLS, registers, patches] (ctx.prefixTokens).
+ * patchEmbed: patch embeddings with CLS (and registers) prepended, before the position embedding (ctx.block = -1).
  * embed: block 0's input (after the position embedding and, with config.preNorm, norm_pre; ctx.block = -1).
  * ln1: norm1 output; attn: proj(attention) before the residual; mlpHidden: GELU(fc1(.));
- * mlpOut: fc2 output before the residual; blockOut: the block output; finalCls: the image feature [B, D], the final normalised CLS, or
- * with config.globalPool 'avg' the average of the patch tokens (after fc_norm when config.fcNorm).
+ * mlpOut: fc2 output before the residual; blockOut: the block output;
+ * finalSequence: the final normalised sequence [B, L, D] (ctx.block = depth); finalCls: the image feature [B, D], the final
+ * normalised CLS, or with config.globalPool 'avg' the average of the patch tokens (after fc_norm when config.fcNorm).
+ * patchEmbed and finalSequence cost extra work, so core computes them only when a hook asks for them.
  */
-export type TapPoint = 'embed' | 'ln1' | 'attn' | 'mlpHidden' | 'mlpOut' | 'blockOut' | 'finalCls';
+export type TapPoint = 'patchEmbed' | 'embed' | 'ln1' | 'attn' | 'mlpHidden' | 'mlpOut' | 'blockOut' | 'finalSequence' | 'finalCls';
 
 /** Where in the model a hook is called, and for which step. */
 export interface HookContext {
-  /** Block index, -1 for 'embed', depth for 'finalCls'. */
+  /** Block index, -1 for 'patchEmbed' and 'embed', depth for 'finalSequence' and 'finalCls'. */
   readonly block: number;
   readonly depth: number;
   readonly dim: number;

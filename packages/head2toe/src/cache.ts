@@ -1,6 +1,7 @@
 import { readNpy, writeFileAtomic, writeNpy } from '@vqt/core';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { LEGACY_POOLING, validatePooling, type Head2ToePooling } from './config.js';
 import type { ExtractedFeatures } from './extractor.js';
 
 const FEATURES_FILE = 'features.npy';
@@ -10,6 +11,8 @@ const META_FILE = 'features.json';
 interface CacheMeta {
   format: 'head2toe-features';
   targetSize: number;
+  /** Absent in caches written before it existed: those are 'adaptive'. */
+  pooling?: Head2ToePooling;
   count: number;
   width: number;
   columns?: number[];
@@ -28,6 +31,7 @@ export function saveExtractedFeatures(dir: string, extracted: ExtractedFeatures,
   const meta: CacheMeta = {
     format: 'head2toe-features',
     targetSize: extracted.targetSize,
+    pooling: extracted.pooling,
     count: extracted.count,
     width: extracted.width,
     ...(extracted.columns ? { columns: Array.from(extracted.columns) } : {}),
@@ -37,14 +41,24 @@ export function saveExtractedFeatures(dir: string, extracted: ExtractedFeatures,
   writeFileAtomic(join(dir, META_FILE), `${JSON.stringify(meta)}\n`);
 }
 
-/** Reads features written by saveExtractedFeatures; refuses a cache of another target size or backbone when told which. */
-export function loadExtractedFeatures(dir: string, expect: { targetSize?: number; backboneSha256?: string } = {}): ExtractedFeatures {
+/**
+ * Reads features written by saveExtractedFeatures; refuses a cache of another target size, pooling or
+ * backbone when told which. A cache written before 'pooling' existed reads as 'adaptive'.
+ */
+export function loadExtractedFeatures(dir: string, expect: { targetSize?: number; pooling?: Head2ToePooling; backboneSha256?: string } = {}): ExtractedFeatures {
   const metaFile = join(dir, META_FILE);
   if (!existsSync(metaFile)) throw new Error(`head2toe: ${dir} holds no complete feature cache (${META_FILE} missing)`);
   const meta = JSON.parse(readFileSync(metaFile, 'utf8')) as CacheMeta;
   if (meta.format !== 'head2toe-features') throw new Error(`head2toe: ${metaFile} is not a head2toe feature cache`);
   if (expect.targetSize !== undefined && expect.targetSize !== meta.targetSize) {
     throw new Error(`head2toe: ${dir} was extracted with target size ${meta.targetSize}, not ${expect.targetSize}`);
+  }
+  const pooling = meta.pooling ?? LEGACY_POOLING;
+  validatePooling(pooling, `head2toe: ${metaFile}`);
+  if (expect.pooling !== undefined && expect.pooling !== pooling) {
+    throw new Error(
+      `head2toe: ${dir} was extracted with '${pooling}' pooling${meta.pooling === undefined ? ' (written by an older version, before the official pooling)' : ''}, not '${expect.pooling}'`,
+    );
   }
   if (expect.backboneSha256 && meta.backboneSha256 !== expect.backboneSha256) {
     throw new Error(`head2toe: ${dir} was extracted from another backbone (sha256 ${meta.backboneSha256?.slice(0, 12) ?? 'unknown'}...)`);
@@ -63,6 +77,7 @@ export function loadExtractedFeatures(dir: string, expect: { targetSize?: number
     count: meta.count,
     width: meta.width,
     targetSize: meta.targetSize,
+    pooling,
     ...(meta.columns ? { columns: Int32Array.from(meta.columns) } : {}),
   };
 }

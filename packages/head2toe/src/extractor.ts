@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { untaped, type DataSource, type Hook, type LabeledBatch, type VisionTransformer, type VitConfig } from '@vqt/core';
-import { DEFAULT_TARGET_SIZE } from './config.js';
-import { poolingMatrix } from './pooling.js';
+import { DEFAULT_POOLING, DEFAULT_TARGET_SIZE, validatePooling, type Head2ToePooling } from './config.js';
+import { tokenPoolingFor, type TokenPooling } from './pooling.js';
 import { Head2ToeTapHook } from './tap-hook.js';
-import { featureLayout, geometryOf, layoutWidth, type TapGeometry, type TapLayout } from './taps.js';
+import { featureLayout, geometryOf, isTokenTap, layoutWidth, tapTokenRanges, type TapGeometry, type TapLayout } from './taps.js';
 
 /** A batch of images: [B, 3, S, S] NCHW float32 (normalised), as a host array or a tensor. */
 export interface ImageBatch extends LabeledBatch {
@@ -24,6 +24,8 @@ export interface ExtractedFeatures {
   width: number;
   /** Target size they were pooled with. */
   targetSize: number;
+  /** Taps and pooling rule they were extracted with. */
+  pooling: Head2ToePooling;
   /** When extracted with `columns`: the full-feature index of each stored column. */
   columns?: Int32Array;
 }
@@ -40,6 +42,8 @@ export interface ExtractAllOptions {
 export interface ExtractorOptions {
   /** Target size S per token tap (default DEFAULT_TARGET_SIZE). */
   targetSize?: number;
+  /** Taps and pooling rule (default 'official'; 'adaptive' for adapters written before it existed). */
+  pooling?: Head2ToePooling;
   /**
    * Extra hooks run in the same forward, e.g. a tuned AdaptFormer or LoRA whose adapted features
    * Head2Toe then reads. They must keep the token count (prompt tokens would change every tap's L).
@@ -53,26 +57,33 @@ export interface ExtractorOptions {
  */
 export class Head2ToeExtractor {
   readonly targetSize: number;
+  readonly pooling: Head2ToePooling;
   readonly geometry: TapGeometry;
-  private readonly layout: readonly TapLayout[];
-  private readonly matrices = new Map<string, tf.Tensor2D>();
+  /** Which columns of the feature vector come from which tap. */
+  readonly layout: readonly TapLayout[];
+  private readonly poolings = new Map<string, TokenPooling>();
   private readonly extraHooks: readonly Hook[];
 
   constructor(config: VitConfig, options: ExtractorOptions = {}) {
     this.targetSize = options.targetSize ?? DEFAULT_TARGET_SIZE;
+    this.pooling = options.pooling ?? DEFAULT_POOLING;
+    validatePooling(this.pooling);
     this.geometry = geometryOf(config);
-    this.layout = featureLayout(this.geometry, this.targetSize);
+    this.layout = featureLayout(this.geometry, this.targetSize, this.pooling);
     this.extraHooks = options.hooks ?? [];
-    // One matrix per distinct (L, g); taps of equal shape share it.
-    const shared = new Map<number, tf.Tensor2D>();
+    // Taps with the same token ranges (same channel count) share one pooling matrix.
+    const shared = new Map<string, TokenPooling>();
     for (const entry of this.layout) {
-      if (entry.point === 'finalCls' || entry.groups === this.geometry.tokens) continue;
-      let matrix = shared.get(entry.groups);
-      if (!matrix) {
-        matrix = tf.keep(poolingMatrix(this.geometry.tokens, entry.groups));
-        shared.set(entry.groups, matrix);
+      if (!isTokenTap(entry.point)) continue;
+      const ranges = tapTokenRanges(entry, this.geometry.tokens);
+      const key = JSON.stringify(ranges);
+      let pooling = shared.get(key);
+      if (!pooling) {
+        pooling = tokenPoolingFor(this.geometry.tokens, ranges);
+        if (pooling instanceof tf.Tensor) tf.keep(pooling);
+        shared.set(key, pooling);
       }
-      this.matrices.set(entry.name, matrix);
+      this.poolings.set(entry.name, pooling);
     }
   }
 
@@ -88,7 +99,7 @@ export class Head2ToeExtractor {
 
   /** A fresh hook for one forward of your own (read hook.features() in the same tf.tidy). */
   createHook(): Head2ToeTapHook {
-    return new Head2ToeTapHook(this.layout, this.matrices);
+    return new Head2ToeTapHook(this.layout, this.poolings, this.pooling);
   }
 
   /** [B, F] features of images [B, 3, S, S]. The caller owns the result. */
@@ -130,13 +141,13 @@ export class Head2ToeExtractor {
       done += count;
       options.onBatch?.(done, total);
     }
-    return { features: rows.finish(done), labels: concatInt32(labels, done), count: done, width, targetSize: this.targetSize, ...(columns ? { columns: Int32Array.from(columns) } : {}) };
+    return { features: rows.finish(done), labels: concatInt32(labels, done), count: done, width, targetSize: this.targetSize, pooling: this.pooling, ...(columns ? { columns: Int32Array.from(columns) } : {}) };
   }
 
   /** Frees the pooling matrices. */
   dispose(): void {
-    tf.dispose([...new Set(this.matrices.values())]);
-    this.matrices.clear();
+    tf.dispose([...new Set(this.poolings.values())].filter((p): p is tf.Tensor2D => p instanceof tf.Tensor));
+    this.poolings.clear();
   }
 
   private checkBackbone(vit: VisionTransformer): void {

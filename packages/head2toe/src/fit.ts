@@ -4,7 +4,8 @@ import { resolveHead2ToeOptions, type Head2ToeOptions } from './config.js';
 import type { ExtractedFeatures } from './extractor.js';
 import { Head2ToeModel } from './model.js';
 
-export interface FitHead2ToeOptions extends Partial<Omit<Head2ToeOptions, 'targetSize'>>, SolverOptions {
+/** Target size and pooling come from the features. */
+export interface FitHead2ToeOptions extends Partial<Omit<Head2ToeOptions, 'targetSize' | 'pooling'>>, SolverOptions {
   /** L2 penalty (l2 / 2)||W||^2 of the group-lasso head (default 0). */
   l2?: number;
   /** Options of the plain retrained head (default: the same solver options, no lambda). */
@@ -30,7 +31,7 @@ export interface Head2ToeFit {
  */
 export function fitHead2Toe(train: ExtractedFeatures, numClasses: number, options: FitHead2ToeOptions): Head2ToeFit {
   if (train.columns) throw new Error('head2toe: fit needs full-width features (extracted without columns)');
-  const { targetSize, keep, lambda, lambdaRatio } = resolveHead2ToeOptions({ ...options, targetSize: train.targetSize });
+  const { targetSize, pooling, keep, lambda, lambdaRatio } = resolveHead2ToeOptions({ ...options, targetSize: train.targetSize, pooling: train.pooling });
   const { l2, retrain, maxIterations, tolerance, initialStep, backtrackFactor, stepGrowth, onIteration } = options;
   const solver: SolverOptions = stripUndefined({ maxIterations, tolerance, initialStep, backtrackFactor, stepGrowth, onIteration });
   const features = tf.tensor2d(train.features, [train.count, train.width]);
@@ -44,6 +45,7 @@ export function fitHead2Toe(train: ExtractedFeatures, numClasses: number, option
     });
     const model = new Head2ToeModel({
       targetSize,
+      pooling,
       featureWidth: train.width,
       keptIndices: selection.keptIndices,
       numClasses,

@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { imageSplitSource, registerMethod, type FittedMethod, type HostTensor, type LoadedVit, type MethodSpec } from '@vqt/core';
-import { DEFAULT_HEAD2TOE_OPTIONS } from './config.js';
+import { head2toeModelFromOptions, savedTapLayout, type SavedTapLayout } from './adapter.js';
+import { DEFAULT_HEAD2TOE_OPTIONS, DEFAULT_POOLING, type Head2ToePooling } from './config.js';
 import { Head2ToeExtractor, type ExtractedFeatures } from './extractor.js';
 import { fitHead2Toe } from './fit.js';
 import { Head2ToeModel } from './model.js';
-import { featureLayout, geometryOf, layoutWidth } from './taps.js';
 
 /** Head2Toe's options as saved in adapter_config.json (the format of saveHead2ToeAdapter). */
 export interface Head2ToeMethodConfig {
@@ -13,9 +13,12 @@ export interface Head2ToeMethodConfig {
   /** Absolute group-lasso lambda (wins over lambdaRatio). */
   lambda?: number;
   lambdaRatio: number;
-  /** Saved state: the kept columns of the full feature vector, and its width. */
+  /** Taps and token pooling: 'official' (google-research/head2toe's, the default for new fits) or 'adaptive' (this tool's earlier rule). */
+  pooling?: Head2ToePooling;
+  /** Saved state: the kept columns of the full feature vector, its width, and which columns came from which tap. */
   keptIndices?: number[];
   featureWidth?: number;
+  featureLayout?: SavedTapLayout[];
 }
 
 const HEAD2TOE_DEFAULTS: Head2ToeMethodConfig = {
@@ -23,8 +26,11 @@ const HEAD2TOE_DEFAULTS: Head2ToeMethodConfig = {
   keep: DEFAULT_HEAD2TOE_OPTIONS.keep,
   lambda: undefined,
   lambdaRatio: DEFAULT_HEAD2TOE_OPTIONS.lambdaRatio,
+  // Undefined so that an adapter saved before pooling existed opens as 'adaptive', never as the new default.
+  pooling: undefined,
   keptIndices: undefined,
   featureWidth: undefined,
+  featureLayout: undefined,
 };
 
 function fittedHead2Toe(model: Head2ToeModel, extractor: Head2ToeExtractor, backbone: LoadedVit, config: Head2ToeMethodConfig): FittedMethod {
@@ -37,8 +43,10 @@ function fittedHead2Toe(model: Head2ToeModel, extractor: Head2ToeExtractor, back
     options: () => ({
       ...config,
       ...(model.spec.lambda !== undefined ? { lambda: model.spec.lambda } : {}),
+      pooling: model.spec.pooling,
       keptIndices: Array.from(model.keptIndices),
       featureWidth: model.spec.featureWidth,
+      featureLayout: extractor.layout.map(savedTapLayout),
     }),
     trainableParameters: () => model.trainableVariables().reduce((n, v) => n + v.size, 0),
     logits: (images) => tf.tidy(() => model.head.apply(headInput(images))),
@@ -70,13 +78,16 @@ export function createHead2ToeMethod(): MethodSpec<Head2ToeMethodConfig> {
       { key: 'keep', flag: 'keep', kind: 'fraction', description: 'fraction of features kept' },
       { key: 'lambda', flag: 'lasso', kind: 'number', min: 0, optional: true, description: 'group-lasso lambda (absolute); default --lasso-ratio x lambda_max' },
       { key: 'lambdaRatio', flag: 'lasso-ratio', kind: 'number', min: 0, description: 'group-lasso lambda as a fraction of lambda_max' },
+      { key: 'pooling', flag: 'pooling', kind: 'choice', choices: ['official', 'adaptive'], optional: true, description: "taps and token pooling: official (google-research/head2toe's, default) or adaptive (this tool's earlier rule)" },
       { key: 'keptIndices', flag: 'kept-indices', kind: 'intList', min: 0, optional: true, hidden: true, description: 'kept features (saved)' },
       { key: 'featureWidth', flag: 'feature-width', kind: 'int', min: 1, optional: true, hidden: true, description: 'full feature width (saved)' },
+      { key: 'featureLayout', flag: 'feature-layout', kind: 'json', optional: true, hidden: true, description: 'which columns came from which tap (saved)' },
     ],
     async fit(config, context, data) {
       const { backbone } = context;
-      const extractor = new Head2ToeExtractor(backbone.model.config, { targetSize: config.targetSize });
-      const key = `${backbone.sha256}:${data.id}:${config.targetSize}`;
+      const pooling = config.pooling ?? DEFAULT_POOLING;
+      const extractor = new Head2ToeExtractor(backbone.model.config, { targetSize: config.targetSize, pooling });
+      const key = `${backbone.sha256}:${data.id}:${config.targetSize}:${pooling}`;
       if (!extracted.has(key)) {
         const started = performance.now();
         extracted.set(key, await extractor.extractAll(backbone.model, imageSplitSource(data).batches(context.train.batchSize, { shuffle: false, seed: 0, epoch: 0 })));
@@ -91,26 +102,16 @@ export function createHead2ToeMethod(): MethodSpec<Head2ToeMethodConfig> {
       return fittedHead2Toe(fit.model, extractor, backbone, config);
     },
     open(config, tensors, context) {
-      const { keptIndices, featureWidth, targetSize } = config;
+      const { keptIndices, featureWidth } = config;
       if (!keptIndices || featureWidth === undefined) throw new Error(`${context.file}: a head2toe adapter needs options keptIndices and featureWidth`);
-      const expectedWidth = layoutWidth(featureLayout(geometryOf(context.backbone.model.config), targetSize));
-      if (expectedWidth !== featureWidth) throw new Error(`${context.file}: featureWidth ${featureWidth} does not match the backbone's ${expectedWidth} at target size ${targetSize}`);
-      const model = new Head2ToeModel({
-        targetSize,
-        featureWidth,
-        keptIndices: Int32Array.from(keptIndices),
-        numClasses: context.numClasses,
-        keep: config.keep,
-        ...(config.lambda !== undefined ? { lambda: config.lambda } : {}),
-        lambdaRatio: config.lambdaRatio,
-      });
+      const { model, pooling } = head2toeModelFromOptions(context.file, { ...config, keptIndices, featureWidth }, context.backbone.model.config, context.numClasses);
       try {
         model.head.importTensors(expectHead(tensors, 'head.weight', context.file), expectHead(tensors, 'head.bias', context.file));
       } catch (error) {
         model.dispose();
         throw error;
       }
-      return fittedHead2Toe(model, new Head2ToeExtractor(context.backbone.model.config, { targetSize }), context.backbone, config);
+      return fittedHead2Toe(model, new Head2ToeExtractor(context.backbone.model.config, { targetSize: config.targetSize, pooling }), context.backbone, { ...config, pooling });
     },
     async close() {
       extracted.clear();

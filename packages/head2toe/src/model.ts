@@ -1,11 +1,14 @@
 import * as tf from '@tensorflow/tfjs';
 import { FeatureDataSource, LinearHead, type EvalResult, type FeatureBatch, type TrainableModel, type VisionTransformer } from '@vqt/core';
+import { validatePooling, type Head2ToePooling } from './config.js';
 import type { Head2ToeExtractor, ExtractAllOptions, ExtractedFeatures, ImageSource } from './extractor.js';
 import { selectColumns } from './extractor.js';
 
 /** Everything that defines a trained Head2Toe head besides its weights. */
 export interface Head2ToeSpec {
   targetSize: number;
+  /** Taps and pooling rule the features were extracted with (same width does not mean same features). */
+  pooling: Head2ToePooling;
   /** Full feature width F the kept indices refer to. */
   featureWidth: number;
   /** Ascending indices of the kept features. */
@@ -58,6 +61,9 @@ export class Head2ToeModel implements TrainableModel<FeatureBatch> {
 
   /** The kept columns of cached features, [count, kept] row-major. */
   keptFeatures(extracted: ExtractedFeatures): Float32Array {
+    if (extracted.pooling !== this.spec.pooling) {
+      throw new Error(`head2toe: features were extracted with '${extracted.pooling}' pooling, the model was selected from '${this.spec.pooling}' features`);
+    }
     if (extracted.columns) {
       if (!sameIndices(extracted.columns, this.keptIndices)) throw new Error('head2toe: the features were extracted with other columns than this model keeps');
       return extracted.features;
@@ -129,9 +135,10 @@ export class Head2ToeModel implements TrainableModel<FeatureBatch> {
   }
 
   private checkExtractor(extractor: Head2ToeExtractor): void {
-    if (extractor.targetSize !== this.spec.targetSize || extractor.width !== this.spec.featureWidth) {
+    if (extractor.targetSize !== this.spec.targetSize || extractor.width !== this.spec.featureWidth || extractor.pooling !== this.spec.pooling) {
       throw new Error(
-        `head2toe: extractor (target size ${extractor.targetSize}, width ${extractor.width}) does not match the model (target size ${this.spec.targetSize}, width ${this.spec.featureWidth})`,
+        `head2toe: extractor ('${extractor.pooling}' pooling, target size ${extractor.targetSize}, width ${extractor.width}) does not match the model ` +
+          `('${this.spec.pooling}' pooling, target size ${this.spec.targetSize}, width ${this.spec.featureWidth})`,
       );
     }
   }
@@ -145,6 +152,7 @@ export function scorePredictions(predictions: Int32Array, labels: Int32Array): E
 
 function validateSpec(spec: Head2ToeSpec): void {
   const { keptIndices, featureWidth, numClasses } = spec;
+  validatePooling(spec.pooling, 'head2toe: model spec');
   if (!Number.isInteger(numClasses) || numClasses < 1) throw new Error(`head2toe: numClasses must be a positive integer (got ${numClasses})`);
   if (keptIndices.length === 0) throw new Error('head2toe: no kept features');
   for (let i = 0; i < keptIndices.length; i++) {

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Hook, HookContext, TapPoint } from '@vqt/core';
-import { l2NormalizeRows, poolTokens } from './pooling.js';
-import { HEAD2TOE_TAP_POINTS, tapKey, type TapLayout } from './taps.js';
+import type { Head2ToePooling } from './config.js';
+import { l2NormalizeRows, poolTokens, unitNormalizeRows, type TokenPooling } from './pooling.js';
+import { isTokenTap, tapKey, type TapLayout } from './taps.js';
 
 /**
  * A read-only hook that pools and L2-normalises each Head2Toe tap as the backbone produces it and
@@ -12,16 +13,22 @@ import { HEAD2TOE_TAP_POINTS, tapKey, type TapLayout } from './taps.js';
  */
 export class Head2ToeTapHook implements Hook {
   readonly name = 'head2toe';
-  readonly tapPoints: readonly TapPoint[] = HEAD2TOE_TAP_POINTS;
+  /** Only the layout's points: core computes 'patchEmbed' and 'finalSequence' only when asked. */
+  readonly tapPoints: readonly TapPoint[];
   private readonly byKey: Map<string, TapLayout>;
   private readonly collected = new Map<string, tf.Tensor2D>();
+  private readonly normalize: (x: tf.Tensor2D) => tf.Tensor2D;
 
-  /** `matrices` maps a layout name to its pooling matrix (absent when g = L). */
+  /** `poolings` maps a token tap's layout name to how it is pooled (see tokenPoolingFor). */
   constructor(
     private readonly layout: readonly TapLayout[],
-    private readonly matrices: ReadonlyMap<string, tf.Tensor2D>,
+    private readonly poolings: ReadonlyMap<string, TokenPooling>,
+    pooling: Head2ToePooling,
   ) {
     this.byKey = new Map(layout.map((entry) => [tapKey(entry.point, entry.block), entry]));
+    this.tapPoints = [...new Set(layout.map((entry) => entry.point))];
+    // Official: zero_aware_normalize; adaptive (earlier rule): torch's F.normalize, kept bit for bit.
+    this.normalize = pooling === 'official' ? unitNormalizeRows : l2NormalizeRows;
   }
 
   trainableVariables(): tf.Variable[] {
@@ -32,8 +39,8 @@ export class Head2ToeTapHook implements Hook {
     const entry = this.byKey.get(tapKey(point, ctx.block));
     if (!entry) return;
     const piece = tf.tidy(() => {
-      const flat = point === 'finalCls' ? (value as tf.Tensor2D) : poolTokens(value as tf.Tensor3D, this.matrices.get(entry.name));
-      return l2NormalizeRows(flat);
+      const flat = isTokenTap(point) ? poolTokens(value as tf.Tensor3D, this.poolingOf(entry)) : (value as tf.Tensor2D);
+      return this.normalize(flat);
     });
     if (piece.shape[1] !== entry.width) {
       piece.dispose();
@@ -41,6 +48,12 @@ export class Head2ToeTapHook implements Hook {
     }
     this.collected.get(entry.name)?.dispose();
     this.collected.set(entry.name, ctx.keep(piece));
+  }
+
+  private poolingOf(entry: TapLayout): TokenPooling {
+    const pooling = this.poolings.get(entry.name);
+    if (!pooling) throw new Error(`head2toe: no pooling for tap ${entry.name}`);
+    return pooling;
   }
 
   /** [B, F]: the pieces concatenated in layout order. */

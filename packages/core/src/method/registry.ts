@@ -119,6 +119,9 @@ function checkValue(option: MethodOption, value: unknown, name: string): void {
       if (!Array.isArray(value) || !value.every((v) => Number.isInteger(v))) fail('a list of integers');
       for (const v of value as number[]) inRange(v);
       break;
+    case 'json':
+      if (!option.hidden) throw new Error(`${name}: 'json' options are saved state, not flags (mark it hidden)`);
+      break;
     case 'stringList':
       if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) fail('a list of strings');
       if (option.choices) for (const v of value as string[]) if (!option.choices.includes(v)) fail(`a list of ${option.choices.join(', ')}`);

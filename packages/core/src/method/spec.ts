@@ -47,7 +47,8 @@ export interface MethodSpec<C extends object = Record<string, unknown>> {
 }
 
 /** How a method option is parsed from the command line and validated. */
-export type OptionKind = 'int' | 'number' | 'fraction' | 'boolean' | 'string' | 'intList' | 'stringList' | 'choice';
+/** 'json': state a method saves (hidden options only), any JSON value. */
+export type OptionKind = 'int' | 'number' | 'fraction' | 'boolean' | 'string' | 'intList' | 'stringList' | 'choice' | 'json';
 
 /** One option of a method: its config key, its CLI flag, kind, bounds and help line. */
 export interface MethodOption {

@@ -169,7 +169,26 @@ export class VisionTransformer {
    * [B, 3, H, W] -> [B, 1 + R + N, D], block 0's input.
    */
   embed(images: tf.Tensor4D): tf.Tensor3D {
-    const { imageSize, patchSize: p, dim, noEmbedClass, eps } = this.resolved;
+    return tf.tidy(() => this.addPositions(this.patchTokensWithCls(images)));
+  }
+
+  /** Position embedding and norm_pre on patchTokensWithCls' output. */
+  private addPositions(raw: tf.Tensor3D): tf.Tensor3D {
+    return tf.tidy(() => {
+      const { noEmbedClass, eps } = this.resolved;
+      const [batch, length, dim] = raw.shape;
+      const prefix = this.prefixTokens;
+      // timm's _pos_embed: no_embed_class adds the position embedding to the patches only.
+      const tokens = noEmbedClass
+        ? tf.concat([tf.slice(raw, [0, 0, 0], [batch, prefix, dim]), tf.add(tf.slice(raw, [0, prefix, 0], [batch, length - prefix, dim]), this.params.posEmbed)], 1)
+        : tf.add(raw, this.params.posEmbed);
+      return (this.params.normPre ? layerNorm(tokens, this.params.normPre, eps) : tokens) as tf.Tensor3D;
+    });
+  }
+
+  /** Patch embeddings with CLS and registers prepended, before the position embedding: [B, 1 + R + N, D]. */
+  patchTokensWithCls(images: tf.Tensor4D): tf.Tensor3D {
+    const { imageSize, patchSize: p, dim } = this.resolved;
     const [batch, channels, height, width] = images.shape;
     if (channels !== 3 || height !== imageSize || width !== imageSize) {
       throw new Error(`expected images [B, 3, ${imageSize}, ${imageSize}], got [${images.shape.join(', ')}]`);
@@ -183,11 +202,7 @@ export class VisionTransformer {
       const embedded = tf.reshape(linear(patches, this.params.patchEmbed.weight, this.params.patchEmbed.bias), [batch, g * g, dim]);
       const prefix = [this.params.clsToken, ...(this.params.regTokens ? [this.params.regTokens] : [])];
       const prefixRows = tf.tile(tf.expandDims(prefix.length > 1 ? tf.concat(prefix, 0) : prefix[0], 0), [batch, 1, 1]);
-      // timm's _pos_embed: no_embed_class adds the position embedding to the patches, then prepends.
-      const tokens = noEmbedClass
-        ? tf.concat([prefixRows, tf.add(embedded, this.params.posEmbed)], 1)
-        : tf.add(tf.concat([prefixRows, embedded], 1), this.params.posEmbed);
-      return (this.params.normPre ? layerNorm(tokens, this.params.normPre, eps) : tokens) as tf.Tensor3D;
+      return tf.concat([prefixRows, embedded], 1) as tf.Tensor3D;
     });
   }
 
@@ -227,8 +242,17 @@ export class VisionTransformer {
     const blocks: tf.Tensor3D[] = [];
 
     let x = onTape(-1, () => {
-      const embedded = this.embed(images);
-      this.tapAll(hooks, 'embed', embedded, this.context(-1, batch, options, retained));
+      const ctx = this.context(-1, batch, options, retained);
+      let embedded: tf.Tensor3D;
+      if (wantsTap(hooks, 'patchEmbed')) {
+        const root = this.patchTokensWithCls(images);
+        this.tapAll(hooks, 'patchEmbed', root, ctx);
+        embedded = this.addPositions(root);
+        if (!retained.has(root)) root.dispose();
+      } else {
+        embedded = this.embed(images);
+      }
+      this.tapAll(hooks, 'embed', embedded, ctx);
       return embedded;
     });
 
@@ -266,7 +290,14 @@ export class VisionTransformer {
 
     const last = x;
     const cls = onTape(this.blocks.length, () => this.pool(last));
-    this.tapAll(hooks, 'finalCls', cls, this.context(this.blocks.length, batch, options, retained));
+    const finalCtx = this.context(this.blocks.length, batch, options, retained);
+    if (wantsTap(hooks, 'finalSequence')) {
+      const { eps } = this.resolved;
+      const sequence = onTape(this.blocks.length, () => (this.params.norm ? layerNorm(last, this.params.norm, eps) : tf.clone(last)));
+      this.tapAll(hooks, 'finalSequence', sequence, finalCtx);
+      if (!retained.has(sequence)) sequence.dispose();
+    }
+    this.tapAll(hooks, 'finalCls', cls, finalCtx);
     const lastIsReturned = options.returnBlocks && this.resolved.registerTokens === 0;
     if (!lastIsReturned && !retained.has(last)) last.dispose();
     return options.returnBlocks ? { cls, blocks } : { cls };
