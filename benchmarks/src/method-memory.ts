@@ -1,0 +1,134 @@
+// Peak memory of one training step for every method at one ViT geometry (random weights), each
+// adapting method also limited to its last k blocks (the paper's Fig. 3b), through the same
+// registry and trainer that `vqt train` uses. Each configuration runs in its own process: the wasm
+// heap only grows, so a process's max RSS belongs to one method alone.
+// Usage: node dist/method-memory.js [--preset vit_base_patch16_224] [--batch 32] [--last 1,2,4] [--methods vqt,vpt,...]
+import '@vqt/adaptformer';
+import '@vqt/lora';
+import '@vqt/vpt';
+import '@vqt/vqt';
+import { arrayImageSplit, blockActivationBytes, DEFAULT_RUNTIME, getMethod, initBackend, presetConfig, randomVit, resolveMethodConfig, type LoadedVit } from '@vqt/core';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { flag, randomImages, report, RESULTS_DIR } from './report.js';
+
+interface Configuration {
+  label: string;
+  method: string;
+  options: Record<string, unknown>;
+}
+
+const preset = flag('preset', 'vit_base_patch16_224');
+const batch = Number(flag('batch', '32'));
+const lastBlocks = flag('last', '1,2,4').split(',').map(Number);
+const methods = flag('methods', 'linear,vqt,vpt,adaptformer,lora,full').split(',');
+const childTimeoutS = Number(flag('child-timeout-s', '3600'));
+const child = flag('child', '');
+
+function configurations(): Configuration[] {
+  const out: Configuration[] = [];
+  for (const method of methods) {
+    // VPT-Deep with 10 prompts per block, as the paper's memory comparison does for VPT.
+    const own = method === 'vpt' ? { prompts: 10 } : {};
+    out.push({ label: method, method, options: own });
+    if (['vpt', 'adaptformer', 'lora', 'full'].includes(method)) {
+      for (const k of lastBlocks) out.push({ label: `${method} (last ${k})`, method, options: { ...own, lastBlocks: k } });
+    }
+  }
+  return out;
+}
+
+/** One training step of `configuration`, measured by the trainer's first-step profile. */
+async function measure(configuration: Configuration): Promise<Record<string, number | string>> {
+  const backend = await initBackend();
+  const config = presetConfig(preset);
+  const vit = randomVit(config);
+  const backbone = { model: vit, sha256: '0'.repeat(64), name: preset, file: preset } as unknown as LoadedVit;
+  const side = config.imageSize;
+  const data = arrayImageSplit(randomImages([batch, 3, side, side], 1), Int32Array.from({ length: batch }, (_, i) => i % 10), side, { numClasses: 10 });
+  const spec = getMethod(configuration.method);
+  let profile = { newBufferBytes: Number.NaN, peakBytes: Number.NaN, startBytes: Number.NaN };
+  let stepSeconds = Number.NaN;
+  const started = performance.now();
+  const fitted = await spec.fit(
+    resolveMethodConfig(spec, configuration.options),
+    {
+      backbone,
+      hp: { lr: 0.01, weightDecay: 0 },
+      runtime: { ...DEFAULT_RUNTIME, cacheBudgetBytes: 8 * 2 ** 30 },
+      log: () => {},
+      train: {
+        epochs: 1,
+        batchSize: batch,
+        optimizer: 'adam',
+        warmupEpochs: 0,
+        seed: 0,
+        progress: 'none',
+        onEpochEnd: (log) => {
+          stepSeconds = log.seconds;
+        },
+        onFirstStepProfile: (p) => {
+          profile = { ...p };
+        },
+      },
+    },
+    data,
+  );
+  const trainable = fitted.trainableParameters();
+  fitted.dispose();
+  const taped = configuration.method === 'vqt' || configuration.method === 'linear' ? 0 : ((configuration.options.lastBlocks as number | undefined) ?? config.depth);
+  const activation = blockActivationBytes(batch, vit.numTokens + ((configuration.options.prompts as number | undefined) ?? 0), config.dim, config.heads, config.mlpRatio) * taped;
+  const MiB = (bytes: number) => +(bytes / 2 ** 20).toFixed(1);
+  return {
+    method: configuration.label,
+    'step buffers MiB': MiB(profile.newBufferBytes),
+    'peak tensor MiB (tf.profile)': MiB(profile.peakBytes),
+    'max RSS MiB': +(process.resourceUsage().maxRSS / 1024).toFixed(0),
+    checkpointed: taped > 0 && activation > (vit.checkpointBudgetBytes ?? (backend.kind === 'wasm' ? 1.5 * 2 ** 30 : 8 * 2 ** 30)) ? 'yes' : 'no',
+    'trainable params': trainable,
+    'epoch s': +stepSeconds.toFixed(1),
+    'fit s': +((performance.now() - started) / 1000).toFixed(1),
+  };
+}
+
+if (child) {
+  const row = await measure(JSON.parse(child) as Configuration);
+  process.stdout.write(`RESULT ${JSON.stringify(row)}\n`);
+  process.exit(0);
+}
+
+const backend = await initBackend();
+const rows: Record<string, number | string>[] = [];
+const partial = `${RESULTS_DIR}/method-memory-${preset}-b${batch}.partial.json`;
+for (const configuration of configurations()) {
+  const run = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', JSON.stringify(configuration), '--preset', preset, '--batch', String(batch)], {
+    encoding: 'utf8',
+    maxBuffer: 64 * 2 ** 20,
+    timeout: childTimeoutS * 1000,
+  });
+  const line = run.stdout.split('\n').find((l) => l.startsWith('RESULT '));
+  if (line) rows.push(JSON.parse(line.slice(7)));
+  else {
+    const last = (run.stderr || run.stdout).trim().split('\n').filter(Boolean).slice(-1)[0] ?? `exit ${run.status}`;
+    const aborted = /Aborted\(|memory access out of bounds|Out of memory/i.test(run.stderr ?? '');
+    rows.push({ method: configuration.label, 'step buffers MiB': 'failed', error: (aborted ? `wasm heap exhausted (${last})` : last).slice(0, 160) });
+  }
+  console.error(`${configuration.label}: ${JSON.stringify(rows.at(-1))}`);
+  writeFileSync(partial, `${JSON.stringify(rows, null, 2)}\n`);
+}
+const stepOf = (label: string) => rows.find((r) => r.method === label)?.['step buffers MiB'];
+const ratio = (label: string) => {
+  const a = stepOf(label);
+  const v = stepOf('vqt');
+  return typeof a === 'number' && typeof v === 'number' ? +(a / v).toFixed(2) : null;
+};
+report(`method-memory-${preset}-b${batch}`, backend, rows, {
+  preset,
+  batch,
+  ratios: { 'vpt / vqt': ratio('vpt'), 'adaptformer / vqt': ratio('adaptformer'), 'lora / vqt': ratio('lora'), 'full / vqt': ratio('full') },
+  goals: 'VPT-Deep / VQT >= 6 and AdaptFormer / VQT >= 8 by the step measure (paper, on GPU: 3.8x and 5.9x)',
+  measures:
+    "step buffers: peak bytes of the buffers one training step creates, alive at once, each counted once (core's peakNewBufferBytes, the trainer's first-step profile); VQT's step reads its feature cache, built before the step. max RSS: the whole process that ran the fit (backbone init, cache build or feature extraction, one epoch of one step). checkpointed: per-block gradient checkpointing on ('auto', past the activation budget).",
+});
+process.exit(0);
