@@ -7,7 +7,7 @@ import '@vqt/adaptformer';
 import '@vqt/lora';
 import '@vqt/vpt';
 import '@vqt/vqt';
-import { arrayImageSplit, blockActivationBytes, DEFAULT_RUNTIME, getMethod, initBackend, presetConfig, randomVit, resolveMethodConfig, type LoadedVit } from '@vqt/core';
+import { arrayImageSplit, DEFAULT_RUNTIME, getMethod, initBackend, presetConfig, randomVit, resolveMethodConfig, type LoadedVit } from '@vqt/core';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -27,21 +27,18 @@ const childTimeoutS = Number(flag('child-timeout-s', '3600'));
 const child = flag('child', '');
 
 function configurations(): Configuration[] {
-  const out: Configuration[] = [];
-  for (const method of methods) {
-    // VPT-Deep with 10 prompts per block, as the paper's memory comparison does for VPT.
-    const own = method === 'vpt' ? { prompts: 10 } : {};
-    out.push({ label: method, method, options: own });
-    if (['vpt', 'adaptformer', 'lora', 'full'].includes(method)) {
-      for (const k of lastBlocks) out.push({ label: `${method} (last ${k})`, method, options: { ...own, lastBlocks: k } });
-    }
-  }
-  return out;
+  // Every method whole first, then the adapting ones limited to their last k blocks.
+  const own = (method: string) => (method === 'vpt' ? { prompts: 10 } : {}); // VPT-Deep with 10 prompts per block
+  const whole = methods.map((method) => ({ label: method, method, options: own(method) }));
+  const limited = lastBlocks.flatMap((k) =>
+    methods.filter((m) => ['vpt', 'adaptformer', 'lora', 'full'].includes(m)).map((method) => ({ label: `${method} (last ${k})`, method, options: { ...own(method), lastBlocks: k } })),
+  );
+  return [...whole, ...limited];
 }
 
 /** One training step of `configuration`, measured by the trainer's first-step profile. */
 async function measure(configuration: Configuration): Promise<Record<string, number | string>> {
-  const backend = await initBackend();
+  await initBackend();
   const config = presetConfig(preset);
   const vit = randomVit(config);
   const backbone = { model: vit, sha256: '0'.repeat(64), name: preset, file: preset } as unknown as LoadedVit;
@@ -76,16 +73,18 @@ async function measure(configuration: Configuration): Promise<Record<string, num
     data,
   );
   const trainable = fitted.trainableParameters();
+  // How the step ran: the same plan HookedClassifier asks the trainer for (frozen hooks are not taped).
+  const hooks = fitted.trainableHooks?.() ?? [];
+  const plan = configuration.method === 'full' ? { checkpointed: '(see fit)', microBatch: '(see fit)' } : vit.trainingPlan(hooks, batch);
   fitted.dispose();
-  const taped = configuration.method === 'vqt' || configuration.method === 'linear' ? 0 : ((configuration.options.lastBlocks as number | undefined) ?? config.depth);
-  const activation = blockActivationBytes(batch, vit.numTokens + ((configuration.options.prompts as number | undefined) ?? 0), config.dim, config.heads, config.mlpRatio) * taped;
   const MiB = (bytes: number) => +(bytes / 2 ** 20).toFixed(1);
   return {
     method: configuration.label,
     'step buffers MiB': MiB(profile.newBufferBytes),
     'peak tensor MiB (tf.profile)': MiB(profile.peakBytes),
     'max RSS MiB': +(process.resourceUsage().maxRSS / 1024).toFixed(0),
-    checkpointed: taped > 0 && activation > (vit.checkpointBudgetBytes ?? (backend.kind === 'wasm' ? 1.5 * 2 ** 30 : 8 * 2 ** 30)) ? 'yes' : 'no',
+    checkpointed: String(plan.checkpointed),
+    'micro-batch': String(plan.microBatch),
     'trainable params': trainable,
     'epoch s': +stepSeconds.toFixed(1),
     'fit s': +((performance.now() - started) / 1000).toFixed(1),

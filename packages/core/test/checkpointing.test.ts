@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initBackend, linear, peakNewBufferBytes, randomVit, type Hook, type VisionTransformer } from '../src/index.js';
+import { blockActivationBytes, initBackend, linear, peakNewBufferBytes, randomVit, type Hook, type VisionTransformer } from '../src/index.js';
 import { images, maxAbsDiff, TINY } from './helpers.js';
 
 // Hooks that adapt tokens in every way a block offers: prompts (before/after), a delta on q and fc1,
@@ -103,5 +103,20 @@ describe('per-block gradient checkpointing', () => {
     // Checkpointed: one tape node per block instead of every op of the block.
     expect(small).toBeLessThan(large / 5);
     tf.dispose([x, ...variables]);
+  });
+
+  it('plans a training step: whole batch within the budget, else checkpointed blocks and chunks that fit one block', () => {
+    const { hooks, variables } = adaptingHooks(TINY.dim, TINY.depth);
+    vit.checkpointBudgetBytes = 2 ** 40;
+    expect(vit.trainingPlan(hooks, 8)).toEqual({ tapedBlocks: TINY.depth, checkpointed: false, microBatch: 8 });
+    const perImageBlock = blockActivationBytes(1, vit.numTokens, TINY.dim, TINY.heads, TINY.mlpRatio);
+    vit.checkpointBudgetBytes = 2.5 * perImageBlock;
+    expect(vit.trainingPlan(hooks, 8)).toEqual({ tapedBlocks: TINY.depth, checkpointed: true, microBatch: 2 });
+    vit.checkpointing = 'off';
+    expect(vit.trainingPlan(hooks, 8)).toEqual({ tapedBlocks: TINY.depth, checkpointed: false, microBatch: 1 });
+    vit.checkpointing = 'auto';
+    vit.checkpointBudgetBytes = undefined;
+    expect(vit.trainingPlan([], 8).tapedBlocks).toBe(0);
+    tf.dispose(variables);
   });
 });

@@ -11,6 +11,7 @@ import {
   LinearProbe,
   runVtabProtocol,
   seededRandom,
+  sliceBatch,
   trainModel,
   warmupCosineLr,
   type StepProfile,
@@ -94,6 +95,33 @@ describe('trainModel', () => {
     expect(profiled.history.map((h) => h.loss)).toEqual(unprofiled.history.map((h) => h.loss));
     head.dispose();
     plain.dispose();
+  });
+
+  it('micro-batches (gradient accumulation) give the same training as whole batches, and leak nothing', async () => {
+    const whole = new LinearHead(16, 3);
+    const chunked = new LinearHead(16, 3);
+    const a = await trainModel(new LinearProbe(whole), blobs(90, 6), options({ epochs: 3, batchSize: 30 }));
+    const before = tf.memory().numTensors;
+    const b = await trainModel(new LinearProbe(chunked), blobs(90, 6), options({ epochs: 3, batchSize: 30, microBatchSize: 7 }));
+    expect(tf.memory().numTensors).toBe(before);
+    b.history.forEach((h, i) => {
+      expect(h.loss).toBeCloseTo(a.history[i].loss, 5);
+      expect(h.trainTop1).toBe(a.history[i].trainTop1);
+    });
+    const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(whole.weight, chunked.weight))).dataSync()[0]);
+    expect(diff).toBeLessThan(1e-5);
+    whole.dispose();
+    chunked.dispose();
+  });
+
+  it('sliceBatch cuts every tensor and typed array of the batch length, nested too', () => {
+    const batch = { labels: Int32Array.from([0, 1, 2, 3]), features: tf.tensor2d([[1], [2], [3], [4]]), ln1: [tf.zeros([4, 2, 3])], cls: tf.ones([4, 5]) };
+    const part = sliceBatch(batch, 1, 3);
+    expect(Array.from(part.labels)).toEqual([1, 2]);
+    expect(Array.from(part.features.dataSync())).toEqual([2, 3]);
+    expect(part.ln1[0].shape).toEqual([2, 2, 3]);
+    expect(part.cls.shape).toEqual([2, 5]);
+    tf.dispose([batch.features, batch.ln1[0], batch.cls, part.features, part.ln1[0], part.cls]);
   });
 
   it('LinearHead exports new tensors (disposing them leaves the head intact) and checks shapes on import', () => {

@@ -80,6 +80,11 @@ export class HookedClassifier implements TrainableModel<ImageBatch> {
     return this.trainableVariables().reduce((n, v) => n + v.size, 0);
   }
 
+  /** Chunks whose activations through the taped blocks fit the memory budget (the 4 GiB wasm heap). */
+  microBatchSize(batchSize: number): number {
+    return this.vit.trainingPlan(this.hooks, batchSize).microBatch;
+  }
+
   dispose(): void {
     this.head.dispose();
   }

@@ -1,5 +1,5 @@
 export type * from './types.js';
-export { trainModel, evaluateModel } from './trainer.js';
+export { trainModel, evaluateModel, sliceBatch } from './trainer.js';
 export { warmupCosineLr } from './schedule.js';
 export { createOptimizer, setLearningRate } from './optimizer.js';
 export { seededRandom, mixSeed, epochOrder } from './rng.js';

@@ -53,15 +53,48 @@ export async function trainModel<B extends LabeledBatch>(model: TrainableModel<B
         const seed = mixSeed(options.seed, epoch, step);
         let correct: tf.Scalar | undefined;
         let value: tf.Scalar | undefined;
+        const rows = batch.labels.length;
+        const micro = Math.min(rows, options.microBatchSize ?? model.microBatchSize?.(rows) ?? rows);
         const runStep = () => {
-          const out = tf.variableGrads(() => {
-            const { loss, correct: right } = lossAndCorrect(model.logits(batch, { training: true, seed }), batch.labels);
-            correct = tf.keep(right);
-            return loss;
-          }, variables);
-          applyGradients(optimizer, variables, out.grads, options.weightDecay, noDecay);
-          tf.dispose(Object.values(out.grads));
-          value = out.value;
+          if (micro >= rows) {
+            const out = tf.variableGrads(() => {
+              const { loss, correct: right } = lossAndCorrect(model.logits(batch, { training: true, seed }), batch.labels);
+              correct = tf.keep(right);
+              return loss;
+            }, variables);
+            applyGradients(optimizer, variables, out.grads, options.weightDecay, noDecay);
+            tf.dispose(Object.values(out.grads));
+            value = out.value;
+            return;
+          }
+          // Gradient accumulation: the batch's mean loss is the size-weighted mean of its chunks' losses.
+          const sums: Record<string, tf.Tensor> = {};
+          let lossSum: tf.Scalar = tf.scalar(0);
+          let correctSum: tf.Scalar = tf.scalar(0);
+          for (let start = 0, chunk = 0; start < rows; start += micro, chunk++) {
+            const end = Math.min(rows, start + micro);
+            const part = sliceBatch(batch, start, end, rows);
+            const weight = (end - start) / rows;
+            const out = tf.variableGrads(() => {
+              const { loss, correct: right } = lossAndCorrect(model.logits(part, { training: true, seed: mixSeed(seed, chunk) }), part.labels);
+              correct = tf.keep(right);
+              return tf.mul(loss, weight) as tf.Scalar;
+            }, variables);
+            tf.dispose(part as unknown as tf.TensorContainer);
+            for (const [name, g] of Object.entries(out.grads)) {
+              const previous = sums[name];
+              sums[name] = previous ? tf.add(previous, g) : g;
+              if (previous) tf.dispose([previous, g]);
+            }
+            const [l, c] = [tf.add(lossSum, out.value) as tf.Scalar, tf.add(correctSum, correct!) as tf.Scalar];
+            tf.dispose([lossSum, correctSum, out.value, correct!]);
+            lossSum = l;
+            correctSum = c;
+          }
+          applyGradients(optimizer, variables, sums, options.weightDecay, noDecay);
+          tf.dispose(Object.values(sums));
+          value = lossSum;
+          correct = correctSum;
         };
         if (options.onFirstStepProfile && epoch === startEpoch && step === 0) options.onFirstStepProfile(await profileStep(runStep));
         else runStep();
@@ -87,6 +120,24 @@ export async function trainModel<B extends LabeledBatch>(model: TrainableModel<B
     disposeOptimizer(optimizer);
   }
   return { history, startEpoch };
+}
+
+/**
+ * Rows [start, end) of a batch: every tensor whose first dimension is the batch size is sliced
+ * (nested in arrays and objects too, e.g. cached per-block features), typed arrays of that length
+ * are viewed, everything else is shared.
+ */
+export function sliceBatch<B extends LabeledBatch>(batch: B, start: number, end: number, rows = batch.labels.length): B {
+  const slice = (value: unknown): unknown => {
+    if (value instanceof tf.Tensor) {
+      return value.shape[0] === rows ? tf.slice(value, [start, ...value.shape.slice(1).map(() => 0)], [end - start, ...value.shape.slice(1)]) : tf.clone(value);
+    }
+    if (ArrayBuffer.isView(value) && (value as Int32Array).length === rows) return (value as Int32Array).subarray(start, end);
+    if (Array.isArray(value)) return value.map(slice);
+    if (value && typeof value === 'object' && !ArrayBuffer.isView(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, slice(v)]));
+    return value;
+  };
+  return slice(batch) as B;
 }
 
 /** tfjs's momentum optimizer forgets its learning-rate scalar on dispose. */

@@ -18,6 +18,11 @@ export interface TrainableModel<B extends LabeledBatch> {
   logits(batch: B, step: { training: boolean; seed: number }): tf.Tensor2D;
   /** Variables excluded from weight decay (none by default). */
   noDecayVariables?(): tf.Variable[];
+  /**
+   * Rows per forward/backward chunk for a batch of this size (gradient accumulation): models that
+   * backpropagate through the backbone size their chunks to the memory they may use. Default: the whole batch.
+   */
+  microBatchSize?(batchSize: number): number;
 }
 
 /** Adam (the VQT/VPT recipe) or SGD with momentum. */
@@ -34,6 +39,8 @@ export interface TrainOptions {
   optimizer: OptimizerName;
   /** SGD momentum (default 0.9). */
   momentum?: number;
+  /** Rows per forward/backward chunk (gradient accumulation); default: what the model asks for, else the whole batch. */
+  microBatchSize?: number;
   /** Linear warmup epochs, then cosine decay to zero; the rate is set per epoch. */
   warmupEpochs: number;
   seed: number;

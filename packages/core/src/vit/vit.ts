@@ -330,6 +330,24 @@ export class VisionTransformer {
     }
   }
 
+  /**
+   * How a training step through these hooks runs at this batch size: the blocks on the tape, whether
+   * they are checkpointed, and the largest chunk of rows (gradient accumulation) whose activations
+   * fit the budget: with checkpointing one block is alive at a time, without it every taped block.
+   */
+  trainingPlan(hooks: readonly Hook[], batch: number): { tapedBlocks: number; checkpointed: boolean; microBatch: number } {
+    const first = Math.max(0, Math.min(this.firstTrainableBlock(), this.firstTapedBlock(hooks, true)));
+    const tapedBlocks = Number.isFinite(first) ? this.blocks.length - first : 0;
+    if (tapedBlocks === 0) return { tapedBlocks, checkpointed: false, microBatch: batch };
+    const { dim, heads, mlpRatio } = this.config;
+    const perBlock = blockActivationBytes(batch, this.numTokens, dim, heads, mlpRatio);
+    const budget = this.checkpointBudgetBytes ?? defaultCheckpointBudget();
+    if (perBlock * tapedBlocks <= budget) return { tapedBlocks, checkpointed: false, microBatch: batch };
+    const checkpointed = this.checkpointing !== 'off' && canCheckpoint(hooks);
+    const alive = checkpointed ? 1 : tapedBlocks;
+    return { tapedBlocks, checkpointed, microBatch: Math.max(1, Math.min(batch, Math.floor((batch * budget) / (perBlock * alive)))) };
+  }
+
   /** Whether the taped blocks run checkpointed: never with taps or side queries (they would see blocks twice). */
   private checkpointTapedBlocks(hooks: readonly Hook[], options: ForwardOptions, batch: number, firstTaped: number): boolean {
     const mode = options.checkpointing ?? this.checkpointing;
@@ -340,8 +358,8 @@ export class VisionTransformer {
     return perBlock * (this.blocks.length - firstTaped) > (this.checkpointBudgetBytes ?? defaultCheckpointBudget());
   }
 
-  private firstTapedBlock(hooks: readonly Hook[]): number {
-    if (!isRecordingGradients()) return Infinity;
+  private firstTapedBlock(hooks: readonly Hook[], planning = false): number {
+    if (!planning && !isRecordingGradients()) return Infinity;
     let first = Infinity;
     for (const hook of hooks) {
       if (adaptsTokens(hook) && hook.trainableVariables().length > 0) {
