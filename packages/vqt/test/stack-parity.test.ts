@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, loadAdapter, loadVit, openFitted, type FittedMethod, type HostTensor, type LoadedVit } from '@vqt/core';
+import { expectFloat32, initBackend, loadAdapter, loadVit, openFitted, readNpy, type FittedMethod, type HostTensor, type LoadedVit } from '@vqt/core';
 import '@vqt/adaptformer';
 import '@vqt/lora';
 import '@vqt/vpt';
@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyVqtTensors, FeatureCache, VqtModel, type VqtCachedBatch, type VqtMethodConfig } from '../src/index.js';
-import { chunks, fixtureArray, maxAbsDiff } from './helpers.js';
+import { chunks, maxAbsDiff } from './helpers.js';
 
 // Parity of VQT stacked on an adapting method (issue 12) with tools/reference/stack_ref.py (PyTorch,
 // float64). Each fixture is a complete stacked adapter directory on the tiny_f32 checkpoint, T = 2
@@ -35,8 +35,13 @@ beforeAll(async () => {
 });
 afterAll(() => backbone.model.dispose());
 
+function fixtureArray(folder: string, name: string): { shape: number[]; data: Float32Array } {
+  const file = join(FIXTURES, folder, name);
+  return expectFloat32(readNpy(file), file, name);
+}
+
 function expected(folder: string, name: string): tf.Tensor {
-  const array = fixtureArray(join('..', folder, name));
+  const array = fixtureArray(folder, name);
   return tf.tensor(array.data, array.shape);
 }
 
@@ -55,7 +60,7 @@ describe.each(CASES)('$method: parity with the PyTorch reference', ({ folder, me
     top = new VqtModel(backbone.model, { numClasses: config.numClasses, queries: vqt.queries, featureNorm: vqt.featureNorm, dropout: vqt.dropout, baseHooks: fitted.adaptingHooks!() });
     const own = new Map<string, HostTensor>([...tensors].filter(([key]) => key.startsWith('vqt.') || key.startsWith('head.')));
     applyVqtTensors(top, own, join(dir, 'adapter_model.safetensors'));
-    const array = fixtureArray(join('..', folder, 'input.npy'));
+    const array = fixtureArray(folder, 'input.npy');
     inputHost = array.data;
     input = tf.tensor4d(array.data, array.shape as [number, number, number, number]);
   });
