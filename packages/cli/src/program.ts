@@ -62,6 +62,7 @@ export function buildProgram(): Command {
     .option('--warmup <epochs>', 'linear warmup epochs before the cosine decay', (v) => Math.floor(nonNegativeNumber(v)), 10)
     .option('--seed <n>', 'seed for init, order and dropout', (v) => Math.floor(nonNegativeNumber(v)), 0)
     .requiredOption('--out <dir>', 'adapter directory (also holds the resumable trainer state)')
+    .option('--base <dir>', 'for a stack (e.g. vpt+vqt): reuse this trained adapter of its base method instead of fitting it')
     .option('--joint', 'for a stack: train both methods together (backbone on the tape) instead of two-stage')
     .option('--resume', 'continue a killed run from <out>/trainer_state.safetensors')
     .option('--protocol', 'VTAB protocol: pick lr x wd on val200 after training on train800, retrain on train800val200, report test')

@@ -1,3 +1,4 @@
+import { readSafetensors } from '@vqt/core';
 import { generateMiniSuite } from '@vqt/vtab-datasets';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -116,5 +117,19 @@ describe('every method and stack from the command line', () => {
     // VPT's prompts change the CLS; the head of a stack reads [CLS, Z'_1..Z'_M]: D (1 + depth) features.
     expect((await embed('m-vpt', 'cls')).equals(readFileSync(plain))).toBe(false);
     expect((await embed('m-lora+vqt', 'head')).length).toBeGreaterThan((await embed('m-lora', 'head')).length);
+  });
+
+  it('--base reuses a trained base adapter, --joint trains both parts together; both are refused off a stack', async () => {
+    const reused = join(root, 'reused-vpt+vqt');
+    const withBase = await vqtAsync(['train', '--method', 'vpt+vqt', ...common, '--prompts', '2', '--epochs', '1', '--warmup', '0', '--base', join(root, 'm-vpt'), '--out', reused]);
+    expect(withBase.status, withBase.stderr).toBe(0);
+    expect(withBase.stderr).toContain(`stack base: vpt adapter from ${join(root, 'm-vpt')} (not retrained)`);
+    const prompts = (dir: string) => readSafetensors(join(dir, 'adapter_model.safetensors')).tensors.get('vpt.prompts')!.data;
+    expect(Array.from(prompts(reused))).toEqual(Array.from(prompts(join(root, 'm-vpt'))));
+    const joint = await vqtAsync(['train', '--method', 'lora+vqt', ...common, '--rank', '2', '--epochs', '1', '--warmup', '0', '--joint', '--out', join(root, 'joint')]);
+    expect(joint.status, joint.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(join(root, 'joint', 'adapter_config.json'), 'utf8')).training.stacking).toBe('joint');
+    const notStack = await vqtAsync(['train', '--method', 'vqt', ...common, '--joint', '--out', join(root, 'never')]);
+    expect(errorLines(notStack)).toEqual(['vqt: --joint trains the two methods of a stack together; --method vqt is not a stack']);
   });
 });

@@ -1,4 +1,4 @@
-import { evaluateFitted, getMethod, loadVit, readSafetensors, resolveAnyConfig, runVtabProtocol, saveFitted, type FitContext, type FittedMethod, type HyperParameters, type OptimizerName } from '@vqt/core';
+import { evaluateFitted, getMethod, loadVit, openFitted, readSafetensors, resolveAnyConfig, runVtabProtocol, saveFitted, type FitContext, type FittedMethod, type HyperParameters, type OptimizerName } from '@vqt/core';
 import type { Normalization } from '@vqt/vtab-datasets';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -6,6 +6,7 @@ import { openTaskSplit, parseSplit } from '../data.js';
 import { asImageSplit } from '../image-split.js';
 import { methodConfigFromFlags, runtimeFromFlags, type RuntimeFlags } from '../methods.js';
 import { trainableSummary } from '../params.js';
+import { UsageError } from '../errors.js';
 import { log } from '../runtime.js';
 
 export interface TrainCommandOptions extends Partial<RuntimeFlags> {
@@ -27,6 +28,10 @@ export interface TrainCommandOptions extends Partial<RuntimeFlags> {
   warmup: number;
   seed: number;
   out: string;
+  /** A trained adapter of the stack's base method, reused instead of fitting it again. */
+  base?: string;
+  /** Train a stack's two methods together instead of two-stage. */
+  joint?: boolean;
   resume?: boolean;
   protocol?: boolean;
   lrGrid?: number[];
@@ -78,6 +83,17 @@ export async function trainCommand(options: TrainCommandOptions): Promise<TrainO
     },
   };
   const config = resolveAnyConfig(spec, flags, 'command line');
+  if (options.joint) {
+    if (!spec.name.includes('+')) throw new UsageError(`--joint trains the two methods of a stack together; --method ${spec.name} is not a stack`);
+    if (options.base) throw new UsageError('--joint fits the base too; it cannot be combined with --base');
+    context.joint = true;
+  }
+  if (options.base) {
+    if (!spec.name.includes('+')) throw new UsageError(`--base reuses the base of a stack; --method ${spec.name} is not a stack (e.g. vpt+vqt)`);
+    const { fitted } = openFitted(options.base, backbone, context.runtime);
+    context.base = fitted;
+    log(`stack base: ${fitted.method} adapter from ${options.base} (not retrained)`);
+  }
   mkdirSync(options.out, { recursive: true });
   const stateFile = join(options.out, 'trainer_state.safetensors');
   if (options.resume && !options.protocol && existsSync(stateFile)) {
@@ -142,6 +158,7 @@ export async function trainCommand(options: TrainCommandOptions): Promise<TrainO
     log(`adapter saved to ${options.out}`);
     final.dispose();
   } finally {
+    context.base?.dispose();
     for (const part of spec.name.split('+')) await getMethod(part).close?.();
     vit.dispose();
   }
