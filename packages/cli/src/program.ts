@@ -6,6 +6,7 @@ import { inspectCommand } from './commands/inspect.js';
 import { evalCommand } from './commands/eval.js';
 import { trainCommand } from './commands/train.js';
 import { predictCommand } from './commands/predict.js';
+import { registerBenchCommands } from './commands/bench.js';
 import { methodChoices, methodFlags } from './methods.js';
 import { nonNegativeNumber, numberList, positiveInt } from './options.js';
 import { startBackend, type GlobalOptions } from './runtime.js';
@@ -132,6 +133,8 @@ export function buildProgram(): Command {
       const backend = await startBackend(globals());
       await demoCommand(options, backend);
     });
+
+  registerBenchCommands(program, globals);
 
   return program;
 }
