@@ -6,7 +6,6 @@ import {
   loadVit,
   methodSpec,
   resolveAnyConfig,
-  runVtabProtocol,
   type FitContext,
   type FittedMethod,
   type HyperParameters,
@@ -32,6 +31,8 @@ export interface CellResult {
   sweep?: number;
   /** The method's resolved options. */
   options: Record<string, unknown>;
+  /** The method took no gradient step, so lr x wd did not matter and one grid point was scored. */
+  gridUnused?: boolean;
   /** val200 top-1 of every grid point (trained on train800). */
   grid: (HyperParameters & { val200Top1: number })[];
   best: HyperParameters;
@@ -122,6 +123,7 @@ export async function runCell(cell: BenchCell, settings: BenchSettings, env: Cel
   };
   let peakStep: StepProfile | undefined;
   let fits = 0;
+  let stepsProfiled = 0;
   let trainableParameters = 0;
   const context: Omit<FitContext, 'hp'> = {
     backbone,
@@ -138,24 +140,51 @@ export async function runCell(cell: BenchCell, settings: BenchSettings, env: Cel
       seed: cell.seed,
       progress: 'none',
       onFirstStepProfile: (profile) => {
+        stepsProfiled++;
         if (!peakStep || profile.newBufferBytes > peakStep.newBufferBytes) peakStep = profile;
       },
     },
   };
   let options: Record<string, unknown> = {};
   try {
-    const protocol = await runVtabProtocol<FittedMethod>(settings.grid, {
-      train: async (hp, split) => {
-        fits++;
-        const fitted = await spec.fit(config, { ...context, hp }, await splitNamed(split));
-        trainableParameters = fitted.trainableParameters();
-        options = fitted.options();
-        return fitted;
-      },
-      evaluate: async (model, split) => (await evaluateFitted(model, await splitNamed(split), settings.batchSize)).top1,
-      dispose: (model) => model.dispose(),
-      log: (line) => env.log(`${cell.id}: ${line}`),
-    });
+    const train = async (hp: HyperParameters, split: 'train800' | 'train800val200') => {
+      fits++;
+      const before = stepsProfiled;
+      const fitted = await spec.fit(config, { ...context, hp }, await splitNamed(split));
+      trainableParameters = fitted.trainableParameters();
+      options = fitted.options();
+      return { fitted, tookSteps: stepsProfiled > before };
+    };
+    const score = async (fitted: FittedMethod, split: 'val200' | 'test') => (await evaluateFitted(fitted, await splitNamed(split), settings.batchSize)).top1;
+    // The VTAB-1k protocol as core's runVtabProtocol (ties go to the earlier grid point), except that
+    // a method whose fit takes no gradient step (Head2Toe's lasso solver) ignores lr and wd, so one
+    // grid point stands for all of them instead of refitting the same model.
+    const grid: CellResult['grid'] = [];
+    let gridUnused = false;
+    for (const lr of settings.grid.lr) {
+      for (const weightDecay of settings.grid.weightDecay) {
+        if (gridUnused) continue;
+        const { fitted, tookSteps } = await train({ lr, weightDecay }, 'train800');
+        try {
+          grid.push({ lr, weightDecay, val200Top1: await score(fitted, 'val200') });
+        } finally {
+          fitted.dispose();
+        }
+        env.log(`${cell.id}: grid lr ${lr} wd ${weightDecay}: val200 top-1 ${(100 * grid[grid.length - 1].val200Top1).toFixed(2)}%`);
+        if (!tookSteps) gridUnused = true;
+      }
+    }
+    const bestPoint = grid.reduce((a, b) => (b.val200Top1 > a.val200Top1 ? b : a));
+    const best = { lr: bestPoint.lr, weightDecay: bestPoint.weightDecay };
+    const final = (await train(best, 'train800val200')).fitted;
+    let testTop1: number;
+    try {
+      testTop1 = await score(final, 'test');
+    } finally {
+      final.dispose();
+    }
+    env.log(`${cell.id}: best lr ${best.lr} wd ${best.weightDecay}: test top-1 ${(100 * testTop1).toFixed(2)}%`);
+    const protocol = { grid, best, testTop1 };
     const backend = currentBackend();
     return {
       id: cell.id,
@@ -168,6 +197,7 @@ export async function runCell(cell: BenchCell, settings: BenchSettings, env: Cel
       ...(cell.variant.sweep !== undefined ? { sweep: cell.variant.sweep } : {}),
       options,
       grid: protocol.grid,
+      ...(gridUnused ? { gridUnused: true } : {}),
       best: protocol.best,
       testTop1: protocol.testTop1,
       trainableParameters,
