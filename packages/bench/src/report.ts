@@ -47,13 +47,18 @@ export interface VariantSummary {
 }
 
 export interface EnvironmentInfo {
+  /** The backend the cells ran on (several, comma-separated, if workers differed). */
   backend: string;
+  /** Most wasm threads any cell's worker used. */
   threads: number;
   node: string;
   platform: string;
   cpus: number;
   cpuModel: string;
+  /** Where this summary was made. */
   host: string;
+  /** Where the cells ran. */
+  workerHosts: string[];
   versions: Record<string, string>;
 }
 

@@ -181,7 +181,7 @@ export function summaryMarkdown(results: BenchResults, resultsDir: string, markd
     `Command: \`${results.command}\``,
     '',
     `Machine: ${env.cpus} x ${env.cpuModel} (${env.platform}), Node ${env.node}; backend ${env.backend}${env.backend === 'wasm' ? `, ${env.threads} thread${env.threads === 1 ? '' : 's'}` : ''}. Date: ${results.createdAt.slice(0, 10)}. ` +
-      `Wall time ${(results.wallSeconds / 60).toFixed(1)} min for this invocation; cells took ${(results.cellSeconds / 60).toFixed(1)} min in all.`,
+      `${env.workerHosts.some((h) => h !== env.host) ? `Cells ran on ${env.workerHosts.join(', ')}. ` : ''}Wall time ${(results.wallSeconds / 60).toFixed(1)} min for this invocation; cells took ${(results.cellSeconds / 60).toFixed(1)} min in all.`,
     '',
     `Protocol: VTAB-1k (each lr x wd point trained on train800 and scored on val200, the best retrained on train800val200, test top-1 reported); ` +
       `${s.epochs} epochs (${s.warmupEpochs} warmup), batch ${s.batchSize}, ${s.optimizer}, grid ${grid}; ${results.seeds} seed${results.seeds === 1 ? '' : 's'}` +
@@ -214,16 +214,19 @@ export function replaceReadmeSection(readme: string, section: string, file = 'RE
 }
 
 function environmentInfo(cells: CellResult[], extra: Record<string, string> = {}): EnvironmentInfo {
+  // The cells ran where their workers ran (a queue's coordinator computes nothing): their backends count.
   const backend = currentBackend();
-  const fromCells = cells[0]?.worker;
+  const ran = [...new Set(cells.map((c) => `${c.worker.backend}:${c.worker.threads}`))];
+  const [kind, threads] = ran.length > 0 ? [[...new Set(cells.map((c) => c.worker.backend))].join(', '), Math.max(...cells.map((c) => c.worker.threads))] : [backend?.kind ?? 'unknown', backend?.threads ?? 0];
   return {
-    backend: backend?.kind ?? fromCells?.backend ?? 'unknown',
-    threads: backend?.threads ?? fromCells?.threads ?? 0,
+    backend: kind,
+    threads,
     node: process.version,
     platform: `${process.platform}-${process.arch}`,
     cpus: cpus().length,
     cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
     host: hostname(),
+    workerHosts: [...new Set(cells.map((c) => c.worker.host))],
     versions: { ...packageVersions(['@vqt/core', '@vqt/vtab-datasets', '@tensorflow/tfjs', 'bullmq', 'vega', 'vega-lite', '@resvg/resvg-js']), ...methodVersions(cells), ...extra },
   };
 }
