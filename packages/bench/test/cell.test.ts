@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { registerMethod, type FittedMethod, type MethodSpec } from '@vqt/core';
+import { registerMethod, type FitContext, type FittedMethod, type ImageSplit, type MethodSpec } from '@vqt/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { releaseBackbones, runCell } from '../src/cell.js';
 import { planBench } from '../src/plan.js';
@@ -10,7 +10,7 @@ let fits: { lr: number; weightDecay: number; split: string }[] = [];
 registerMethod({
   name: 'cell-nostep', description: 'predicts class 0', prefix: 'cell-nostep.', role: 'read',
   defaults: {}, options: [],
-  async fit(_config, context, data) {
+  async fit(_config: object, context: FitContext, data: ImageSplit) {
     fits.push({ ...context.hp, split: data.id.split(':').pop()! });
     const fitted: FittedMethod = {
       method: 'cell-nostep', numClasses: data.numClasses, options: () => ({}), trainableParameters: () => 0,
