@@ -89,6 +89,8 @@ export interface BenchResults {
   skipped: BenchPlan['skipped'];
   /** Wall time of this invocation (seconds); cells reused from an earlier invocation keep their own times. */
   wallSeconds: number;
+  /** Set when this report was rewritten from stored cells without running any (--report-only). */
+  reportOnly?: boolean;
   /** Sum of every cell's own time (seconds). */
   cellSeconds: number;
   variants: VariantSummary[];

@@ -25,6 +25,8 @@ export interface BenchRunOptions {
   log: (line: string) => void;
   /** Extra package versions to record (the CLI's own). */
   versions?: Record<string, string>;
+  /** Run nothing: rewrite the report from the cells already in the folder (the rest are listed as missing). */
+  reportOnly?: boolean;
 }
 
 export interface BenchRunOutcome {
@@ -96,7 +98,9 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunOutcom
     options.log(progress.tick({ id: cell.id, failed: message }));
   };
   const execution = options.execution;
-  if (todo.length > 0) {
+  if (todo.length > 0 && options.reportOnly) {
+    options.log(`bench: --report-only: ${todo.length} cells not run, listed as missing`);
+  } else if (todo.length > 0) {
     if (execution.kind === 'inline') {
       for (const cell of todo) {
         try {
@@ -131,6 +135,7 @@ export async function runBench(options: BenchRunOptions): Promise<BenchRunOutcom
     requestedMethods: requested,
     skipped: plan.skipped,
     wallSeconds: (performance.now() - started) / 1000,
+    ...(options.reportOnly ? { reportOnly: true } : {}),
     cellSeconds: finished.reduce((a, r) => a + r.seconds, 0),
     variants,
     missingCells,
@@ -181,7 +186,7 @@ export function summaryMarkdown(results: BenchResults, resultsDir: string, markd
     `Command: \`${results.command}\``,
     '',
     `Machine: ${env.cpus} x ${env.cpuModel} (${env.platform}), Node ${env.node}; backend ${env.backend}${env.backend === 'wasm' ? `, ${env.threads} thread${env.threads === 1 ? '' : 's'}` : ''}. Date: ${results.createdAt.slice(0, 10)}. ` +
-      `${env.workerHosts.some((h) => h !== env.host) ? `Cells ran on ${env.workerHosts.join(', ')}. ` : ''}Wall time ${(results.wallSeconds / 60).toFixed(1)} min for this invocation; cells took ${(results.cellSeconds / 60).toFixed(1)} min in all.`,
+      `${env.workerHosts.some((h) => h !== env.host) ? `Cells ran on ${env.workerHosts.join(', ')}. ` : ''}${results.reportOnly ? 'Report rewritten from the stored cells; ' : `Wall time ${(results.wallSeconds / 60).toFixed(1)} min for this invocation; `}cells took ${(results.cellSeconds / 60).toFixed(1)} min in all.`,
     '',
     `Protocol: VTAB-1k (each lr x wd point trained on train800 and scored on val200, the best retrained on train800val200, test top-1 reported); ` +
       `${s.epochs} epochs (${s.warmupEpochs} warmup), batch ${s.batchSize}, ${s.optimizer}, grid ${grid}; ${results.seeds} seed${results.seeds === 1 ? '' : 's'}` +

@@ -72,6 +72,7 @@ export interface BenchCommandOptions {
   quick?: boolean;
   check?: boolean;
   readme?: string;
+  reportOnly?: boolean;
 }
 
 const list = (value: string) => value.split(',').map((v) => v.trim()).filter(Boolean);
@@ -109,6 +110,7 @@ export function registerBenchCommands(program: Command, globals: () => GlobalOpt
     .option('--queue-name <name>', 'BullMQ queue name', 'vqt-bench')
     .option('--quick', `CI mode: ${QUICK.tasks.join(' and ')} at ${QUICK.counts.train800}/${QUICK.counts.val200}/${QUICK.counts.test} images, ${QUICK.epochs} epochs, one grid point, one-point sweeps, no head2toe`)
     .option('--check', 'fail unless VQT trains in less memory than VPT-Deep, AdaptFormer and full fine-tuning (those registered); report the paper\'s accuracy orderings')
+    .option('--report-only', 'run nothing: rewrite the report from the cells already in --out (the others are listed as missing)')
     .option('--readme <file>', 'also write the summary between the bench:results markers of this README')
     .action(async (options: BenchCommandOptions, command: Command) => {
       const backend = await startBackend(globals());
@@ -180,7 +182,7 @@ export async function benchCommand(options: BenchCommandOptions, context: { back
       ? { kind: 'pool', workers: options.workers, spawn: () => fork(process.argv[1], [...globalFlags, 'worker', '--ipc'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }) }
       : { kind: 'inline' };
   const out = resolve(options.out);
-  const outcome = await runBench({ request, settings, out, execution, command: `vqt ${context.argv.join(' ')}`, log, versions: cliVersion() });
+  const outcome = await runBench({ request, settings, out, execution, command: `vqt ${context.argv.filter((a) => a !== '--report-only').join(' ')}`, log, versions: cliVersion(), reportOnly: options.reportOnly });
   releaseBackbones();
   const { results } = outcome;
   const summary = summaryMarkdown(results, out, out);
