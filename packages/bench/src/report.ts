@@ -155,7 +155,7 @@ export function accuracyTable(results: Pick<BenchResults, 'variants' | 'tasks' |
 export function memoryTable(results: Pick<BenchResults, 'variants' | 'settings'>): string {
   const table = results.variants.filter((v) => v.purpose === 'table');
   const vqt = table.find((v) => v.label === 'vqt')?.peakStepBytes;
-  const header = ['Method', 'Trainable params', `Peak training-step memory (MiB, batch ${results.settings.batchSize})`, 'vs VQT', 'Cell time (s, all seeds and tasks)'];
+  const header = ['Method', 'Trainable params (mean over tasks)', `Peak training-step memory (MiB, batch ${results.settings.batchSize})`, 'vs VQT', 'Cell time (s, all seeds and tasks)'];
   const rows = table.map((v) => [
     v.label,
     v.trainableParameters === undefined ? '—' : v.trainableParameters.toLocaleString('en-US'),
@@ -179,7 +179,7 @@ export function checkResults(variants: VariantSummary[], tasks: string[], reques
   const table = new Map(variants.filter((v) => v.purpose === 'table').map((v) => [v.label, v]));
   const memory: CheckLine[] = [];
   const accuracy: CheckLine[] = [];
-  const why = (name: string) => (!hasMethod(name) ? 'not registered in this build' : !requested.includes(name) ? 'not requested (--methods)' : 'no finished cells');
+  const why = (name: string) => (!hasMethod(name) ? 'not registered in this build' : !requested.includes(name) ? 'not among this run\'s methods' : 'no finished cells');
   const vqt = table.get('vqt');
   for (const other of ['vpt', 'adaptformer', 'full']) {
     const claim = `VQT trains in less memory than ${other}`;
