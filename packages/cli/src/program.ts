@@ -7,6 +7,7 @@ import { addCheckpointFlags } from './checkpoint-flags.js';
 import { evalCommand } from './commands/eval.js';
 import { trainCommand } from './commands/train.js';
 import { predictCommand } from './commands/predict.js';
+import { registerBenchCommands } from './commands/bench.js';
 import { methodChoices, methodFlags } from './methods.js';
 import { nonNegativeNumber, numberList, positiveInt } from './options.js';
 import { startBackend, type GlobalOptions } from './runtime.js';
@@ -137,6 +138,8 @@ export function buildProgram(): Command {
       const backend = await startBackend(globals());
       await demoCommand(options, backend);
     });
+
+  registerBenchCommands(program, globals);
 
   return addCheckpointFlags(program);
 }
