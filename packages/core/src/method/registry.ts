@@ -10,8 +10,9 @@ export function registerMethod<C extends object>(spec: MethodSpec<C>): MethodSpe
   const existing = registry.get(spec.name);
   if (existing === (spec as unknown)) return spec;
   if (existing) {
-    // The ESM and CJS builds of one package both register on import: the same method, kept once.
-    if (sameMethod(existing, spec as unknown as MethodSpec<object>)) return spec;
+    // The ESM and CJS builds of one package both register on import: the same method, kept once
+    // (the first), and every import of the package hands out that one.
+    if (sameMethod(existing, spec as unknown as MethodSpec<object>)) return existing as unknown as MethodSpec<C>;
     throw new Error(`method "${spec.name}" is already registered by another spec`);
   }
   checkSpec(spec as unknown as MethodSpec<object>);
