@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
-import { epochOrder, initBackend, randomVit, setSideQueryKernel, trainModel, type DataSource, type VisionTransformer } from '@vqt/core';
+import { epochOrder, initBackend, randomVit, setFrozenForwardKernel, setSideQueryKernel, trainModel, type DataSource, type VisionTransformer } from '@vqt/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { VqtModel, type VqtCachedBatch } from '../src/index.js';
-import { hostLabels, TINY } from './helpers.js';
+import { FeatureCache, VqtModel, type VqtCachedBatch } from '../src/index.js';
+import { chunks, hostImages, hostLabels, TINY } from './helpers.js';
 
 // The side-query fast paths (per-head products, the batched image-by-image attention) against the
 // first formulation (rows masked to one head, the per-image softmax kernel): a trained adapter must
@@ -61,7 +61,10 @@ beforeAll(async () => {
   await initBackend({ backend: 'wasm' });
   vit = randomVit(TINY, 5);
 });
-afterEach(() => setSideQueryKernel(undefined));
+afterEach(() => {
+  setSideQueryKernel(undefined);
+  setFrozenForwardKernel(undefined);
+});
 afterAll(() => vit.dispose());
 
 describe('side-query fast paths train the same adapter as the masked formulation', () => {
@@ -88,4 +91,31 @@ describe('side-query fast paths train the same adapter as the masked formulation
       });
     }
   }
+});
+
+describe('the frozen forward with q/k/v projected first builds the same cache and adapter', () => {
+  it('cache, then a trained adapter, against per-head weights per image', async () => {
+    const images = hostImages(N, TINY.imageSize, 31);
+    const labels = hostLabels(N, CLASSES);
+    const adapter = async (kernel: 'projectFirst' | 'perHeadWeights') => {
+      setFrozenForwardKernel(kernel);
+      const cache = await FeatureCache.build(vit, chunks(images, labels, TINY.imageSize, 5));
+      setFrozenForwardKernel(undefined);
+      const model = new VqtModel(vit, { numClasses: CLASSES, queries: 2, headInitStd: 0.05, headSeed: 3 });
+      await trainModel(model, cache, { epochs: 2, batchSize: 5, lr: 0.05, weightDecay: 1e-4, optimizer: 'adam', warmupEpochs: 0, seed: 4, progress: 'none' });
+      const values = model.trainableVariables().map((v) => v.dataSync().slice() as Float32Array);
+      const first = await cache.batch([0, 1]);
+      const ln1 = first.ln1.map((t) => t.dataSync().slice() as Float32Array);
+      tf.dispose(first as unknown as tf.TensorContainer);
+      model.dispose();
+      await cache.close();
+      return { values, ln1 };
+    };
+    const fast = await adapter('projectFirst');
+    const reference = await adapter('perHeadWeights');
+    const worst = (a: Float32Array[], b: Float32Array[]) => Math.max(...a.map((x, i) => Math.max(...x.map((v, j) => Math.abs(v - b[i][j])))));
+    console.log(`frozen forward projectFirst vs perHeadWeights: cached LN1 ${worst(fast.ln1, reference.ln1).toExponential(2)}, adapter ${worst(fast.values, reference.values).toExponential(2)}`);
+    expect(worst(fast.ln1, reference.ln1)).toBeLessThan(1e-5);
+    expect(worst(fast.values, reference.values)).toBeLessThan(1e-5);
+  });
 });

@@ -99,8 +99,8 @@ function splitColumns(x: tf.Tensor2D, H: number): tf.Tensor2D[] {
   });
 }
 
-/** [H, M, K] -> H tensors [M, K]: one host read, H writes. */
-function splitLeading(x: tf.Tensor3D): tf.Tensor2D[] {
+/** [H, M, K] -> H tensors [M, K]: one host read, H writes (off the tape: no gradient flows through it). */
+export function splitLeading(x: tf.Tensor3D): tf.Tensor2D[] {
   const [H, m, k] = x.shape;
   const values = x.dataSync() as Float32Array;
   return Array.from({ length: H }, (_, h) => tf.tensor2d(values.subarray(h * m * k, (h + 1) * m * k), [m, k]));

@@ -3,8 +3,8 @@ import type { LinearName } from '../hooks.js';
 import { attendToFrozen } from '../ops/attend-frozen.js';
 import { layerNorm } from '../ops/layer-norm.js';
 import { linear } from '../ops/linear.js';
-import { perHeadKeyQueries, perHeadValues, type HeadWeightPair } from '../ops/per-head.js';
-import { untaped } from '../ops/tape.js';
+import { perHeadKeyQueries, perHeadValues, splitLeading, type HeadWeightPair } from '../ops/per-head.js';
+import { isRecordingGradients, untaped } from '../ops/tape.js';
 import { derive, derivesOnTape, splitColumnsOnTape, splitColumnsThroughHost, splitRowsThroughHost, splitVectorOnTape } from './derived.js';
 import type { AttentionParams, LinearParams } from './params.js';
 
@@ -53,6 +53,20 @@ let sideQueryKernel: SideQueryKernel = 'perHead';
 /** Chooses the side-query kernel (undefined: the default, perHead). For tests and benchmarks. */
 export function setSideQueryKernel(kernel: SideQueryKernel | undefined): void {
   sideQueryKernel = kernel ?? 'perHead';
+}
+
+/**
+ * How the frozen forward (off the gradient tape) computes self-attention with the perHead kernel.
+ * projectFirst: full q/k/v projections as large 2-D products, heads split through the host.
+ * perHeadWeights: per image and head, [L, D] x [D, d] products (what the taped path does). For tests.
+ */
+export type FrozenForwardKernel = 'projectFirst' | 'perHeadWeights';
+
+let frozenForwardKernel: FrozenForwardKernel = 'projectFirst';
+
+/** Chooses the frozen forward's attention formulation (undefined: projectFirst). For tests and benchmarks. */
+export function setFrozenForwardKernel(kernel: FrozenForwardKernel | undefined): void {
+  frozenForwardKernel = kernel ?? 'projectFirst';
 }
 
 /** Deltas hooks add to a frozen Linear's output (LoRA and the like). */
@@ -115,6 +129,7 @@ export class Attention {
 
   /** Per image and head with per-head weights derived from the current q/k/v parameters. */
   private perHeadContext(x: tf.Tensor2D, batch: number): tf.Tensor2D {
+    if (!isRecordingGradients() && !this.qkNorm && frozenForwardKernel === 'projectFirst') return this.frozenContext(x, batch);
     const heads = (name: 'q' | 'k' | 'v') => this.headWeights(name);
     const [qh, kh, vh] = [heads('q'), heads('k'), heads('v')];
     const images = batch > 1 ? (tf.split(x, batch, 0) as tf.Tensor2D[]) : [x];
@@ -125,6 +140,37 @@ export class Attention {
       linear(images[b], kh[h].weight, kh[h].bias, kt),
       linear(images[b], vh[h].weight, vh[h].bias, vt),
     ]);
+  }
+
+  /**
+   * The frozen forward (nothing records gradients): q, k and v as three [B L, D] x [D, D] products
+   * (large 2-D matMuls run ~5x faster per FLOP on wasm than B H small ones of [L, D] x [D, d]), heads
+   * split through the host (one read; tf.slice would copy the whole input per piece), keys split
+   * already transposed, and one softmax over all images and heads.
+   */
+  private frozenContext(x: tf.Tensor2D, batch: number): tf.Tensor2D {
+    const H = this.heads;
+    const d = this.headDim;
+    const [rows, dim] = x.shape;
+    const length = rows / batch;
+    const project = (name: 'q' | 'k' | 'v') => linear(x, this.params[name].weight, this.params[name].bias);
+    const heads = (t: tf.Tensor2D, perm: number[], shape: [number, number]) => {
+      const arranged = tf.reshape(tf.transpose(tf.reshape(t, [batch, length, H, d]), perm), [batch * H, ...shape]) as tf.Tensor3D;
+      const pieces = splitLeading(arranged);
+      tf.dispose([t, arranged]);
+      return pieces;
+    };
+    const queries = heads(tf.mul(project('q'), 1 / Math.sqrt(d)) as tf.Tensor2D, [0, 2, 1, 3], [length, d]); // [L, d] per (b, h)
+    const keysT = heads(project('k'), [0, 2, 3, 1], [d, length]); // [d, L]
+    const values = heads(project('v'), [0, 2, 1, 3], [length, d]);
+    const scores = tf.stack(queries.map((q, i) => tf.matMul(q, keysT[i])));
+    const weights = tf.softmax(scores) as tf.Tensor3D;
+    const perHead = splitLeading(weights);
+    tf.dispose([...queries, ...keysT, scores, weights]);
+    const contexts = perHead.map((w, i) => tf.matMul(w, values[i])); // [L, d]
+    const stacked = tf.stack(contexts);
+    tf.dispose([...perHead, ...values, ...contexts]);
+    return tf.reshape(tf.transpose(tf.reshape(stacked, [batch, H, length, d]), [0, 2, 1, 3]), [rows, dim]) as tf.Tensor2D;
   }
 
   private perHeadContextFromProjections(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, batch: number, length: number): tf.Tensor2D {
