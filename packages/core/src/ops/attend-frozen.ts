@@ -13,6 +13,11 @@ export interface AttendToFrozenOptions {
    * one block at batch 32, T 1: 235 ms vs 529 ms batched; ViT-Ti/16: 88 ms vs 34 ms).
    */
   imageByImage?: boolean;
+  /**
+   * The image-by-image kernel as first written: a softmax, transposes and a fresh host split of the
+   * context per image, forward and backward. Kept to check the current kernel against (tests).
+   */
+  legacy?: boolean;
 }
 
 /**
@@ -25,7 +30,8 @@ export interface AttendToFrozenOptions {
  */
 export function attendToFrozen(queries: tf.Tensor2D | tf.Tensor3D, context: tf.Tensor3D, options: AttendToFrozenOptions = {}): tf.Tensor3D {
   const imageByImage = options.imageByImage ?? (tf.getBackend() === 'wasm' && context.shape[1] * context.shape[2] >= IMAGE_BY_IMAGE_MIN_VALUES);
-  const op = imageByImage ? imageByImageOp(queries.rank === 2, context) : batchedOp(queries.rank === 2, context);
+  const shared = queries.rank === 2;
+  const op = imageByImage ? (options.legacy ? legacyImageByImageOp(shared, context) : imageByImageOp(shared, context)) : batchedOp(shared, context);
   return op(queries) as tf.Tensor3D;
 }
 
@@ -53,7 +59,53 @@ function batchedOp(shared: boolean, context: tf.Tensor3D) {
   });
 }
 
+/**
+ * Only the products whose both operands differ per image run image by image (2-D matMuls with the
+ * context as the large left operand where it can be); scores of shared queries, the softmax and its
+ * backward, and the transposes run once over the batch (each op has a fixed cost that B of them
+ * multiply). The per-image pieces of the context are made once and saved for the backward pass.
+ */
 function imageByImageOp(shared: boolean, context: tf.Tensor3D) {
+  const [batch, length, dim] = context.shape;
+  const flatContext = () => tf.reshape(context, [batch * length, dim]) as tf.Tensor2D;
+  // [B*N, R] scores (one row per token) -> softmax weights [B, R, N].
+  const weightsFrom = (scoresT: tf.Tensor2D, rows: number) => tf.softmax(tf.transpose(tf.reshape(scoresT, [batch, length, rows]), [0, 2, 1])) as tf.Tensor3D;
+  return customOp(([q], save) => {
+    const rows = (shared ? q.shape[0] : q.shape[1]) as number;
+    const images = splitThroughHost(context);
+    const weights = tf.tidy(() => {
+      if (shared) return weightsFrom(tf.matMul(flatContext(), tf.transpose(q)), rows);
+      const queriesT = splitThroughHost(tf.transpose(q, [0, 2, 1]) as tf.Tensor3D); // B x [D, R]
+      return weightsFrom(tf.concat(images.map((c, b) => tf.matMul(c, queriesT[b])), 0) as tf.Tensor2D, rows);
+    });
+    const perImageWeights = splitThroughHost(weights);
+    const mixed = images.map((c, b) => tf.matMul(perImageWeights[b], c));
+    const value = tf.stack(mixed);
+    save([weights, context, ...images]);
+    tf.dispose([...images, ...perImageWeights, ...mixed, weights]);
+    return {
+      value,
+      gradFunc: (dy, saved) => {
+        const [w, c, ...cs] = saved as [tf.Tensor3D, tf.Tensor3D, ...tf.Tensor2D[]];
+        return tf.tidy(() => {
+          const dyT = splitThroughHost(tf.transpose(dy, [0, 2, 1]) as tf.Tensor3D); // B x [D, R]
+          const dWeightsT = tf.concat(cs.map((ci, b) => tf.matMul(ci, dyT[b])), 0); // [B*N, R]
+          const dWeights = tf.transpose(tf.reshape(dWeightsT, [batch, length, rows]), [0, 2, 1]) as tf.Tensor3D;
+          const dScores = softmaxBackward(w, dWeights); // [B, R, N]
+          if (shared) {
+            // Summed over images: [R, B*N] @ [B*N, D], one 2-D matMul.
+            const perRow = tf.reshape(tf.transpose(dScores, [1, 0, 2]), [rows, batch * length]) as tf.Tensor2D;
+            return tf.matMul(perRow, tf.reshape(c, [batch * length, dim]) as tf.Tensor2D);
+          }
+          const perImage = splitThroughHost(dScores);
+          return tf.stack(cs.map((ci, b) => tf.matMul(perImage[b], ci)));
+        });
+      },
+    };
+  });
+}
+
+function legacyImageByImageOp(shared: boolean, context: tf.Tensor3D) {
   return customOp(([q], save) => {
     const images = splitThroughHost(context);
     const perImageQ = shared ? undefined : splitThroughHost(q as tf.Tensor3D);

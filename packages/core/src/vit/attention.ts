@@ -3,7 +3,9 @@ import type { LinearName } from '../hooks.js';
 import { attendToFrozen } from '../ops/attend-frozen.js';
 import { layerNorm } from '../ops/layer-norm.js';
 import { linear } from '../ops/linear.js';
-import { derive, derivesOnTape, splitColumnsOnTape, splitColumnsThroughHost, splitVectorOnTape } from './derived.js';
+import { perHeadKeyQueries, perHeadValues, splitLeading, type HeadWeightPair } from '../ops/per-head.js';
+import { isRecordingGradients, untaped } from '../ops/tape.js';
+import { derive, derivesOnTape, splitColumnsOnTape, splitColumnsThroughHost, splitRowsThroughHost, splitVectorOnTape } from './derived.js';
 import type { AttentionParams, LinearParams } from './params.js';
 
 /**
@@ -35,6 +37,36 @@ export function setAttentionKernel(kernel: AttentionKernel | undefined): void {
 
 function currentKernel(): AttentionKernel {
   return forcedKernel ?? attentionKernelFor(tf.getBackend());
+}
+
+/**
+ * How side queries are scored against LN1(x) (the cached path of VQT).
+ * perHead: each head's [d, D] slice of Wk^T and [D, d] slice of Wv, so the query-side products cost
+ *   what the arithmetic needs; the softmax and transposes run once over the batch.
+ * masked: rows masked to one head each, multiplied by the whole [D, D] weights (H times the work).
+ *   The first formulation, kept to check the fast one against; also what runs when Wk or Wv train.
+ */
+export type SideQueryKernel = 'perHead' | 'masked';
+
+let sideQueryKernel: SideQueryKernel = 'perHead';
+
+/** Chooses the side-query kernel (undefined: the default, perHead). For tests and benchmarks. */
+export function setSideQueryKernel(kernel: SideQueryKernel | undefined): void {
+  sideQueryKernel = kernel ?? 'perHead';
+}
+
+/**
+ * How the frozen forward (off the gradient tape) computes self-attention with the perHead kernel.
+ * projectFirst: full q/k/v projections as large 2-D products, heads split through the host.
+ * perHeadWeights: per image and head, [L, D] x [D, d] products (what the taped path does). For tests.
+ */
+export type FrozenForwardKernel = 'projectFirst' | 'perHeadWeights';
+
+let frozenForwardKernel: FrozenForwardKernel = 'projectFirst';
+
+/** Chooses the frozen forward's attention formulation (undefined: projectFirst). For tests and benchmarks. */
+export function setFrozenForwardKernel(kernel: FrozenForwardKernel | undefined): void {
+  frozenForwardKernel = kernel ?? 'projectFirst';
 }
 
 /** Deltas hooks add to a frozen Linear's output (LoRA and the like). */
@@ -97,6 +129,7 @@ export class Attention {
 
   /** Per image and head with per-head weights derived from the current q/k/v parameters. */
   private perHeadContext(x: tf.Tensor2D, batch: number): tf.Tensor2D {
+    if (!isRecordingGradients() && !this.qkNorm && frozenForwardKernel === 'projectFirst') return this.frozenContext(x, batch);
     const heads = (name: 'q' | 'k' | 'v') => this.headWeights(name);
     const [qh, kh, vh] = [heads('q'), heads('k'), heads('v')];
     const images = batch > 1 ? (tf.split(x, batch, 0) as tf.Tensor2D[]) : [x];
@@ -107,6 +140,37 @@ export class Attention {
       linear(images[b], kh[h].weight, kh[h].bias, kt),
       linear(images[b], vh[h].weight, vh[h].bias, vt),
     ]);
+  }
+
+  /**
+   * The frozen forward (nothing records gradients): q, k and v as three [B L, D] x [D, D] products
+   * (large 2-D matMuls run ~5x faster per FLOP on wasm than B H small ones of [L, D] x [D, d]), heads
+   * split through the host (one read; tf.slice would copy the whole input per piece), keys split
+   * already transposed, and one softmax over all images and heads.
+   */
+  private frozenContext(x: tf.Tensor2D, batch: number): tf.Tensor2D {
+    const H = this.heads;
+    const d = this.headDim;
+    const [rows, dim] = x.shape;
+    const length = rows / batch;
+    const project = (name: 'q' | 'k' | 'v') => linear(x, this.params[name].weight, this.params[name].bias);
+    const heads = (t: tf.Tensor2D, perm: number[], shape: [number, number]) => {
+      const arranged = tf.reshape(tf.transpose(tf.reshape(t, [batch, length, H, d]), perm), [batch * H, ...shape]) as tf.Tensor3D;
+      const pieces = splitLeading(arranged);
+      tf.dispose([t, arranged]);
+      return pieces;
+    };
+    const queries = heads(tf.mul(project('q'), 1 / Math.sqrt(d)) as tf.Tensor2D, [0, 2, 1, 3], [length, d]); // [L, d] per (b, h)
+    const keysT = heads(project('k'), [0, 2, 3, 1], [d, length]); // [d, L]
+    const values = heads(project('v'), [0, 2, 1, 3], [length, d]);
+    const scores = tf.stack(queries.map((q, i) => tf.matMul(q, keysT[i])));
+    const weights = tf.softmax(scores) as tf.Tensor3D;
+    const perHead = splitLeading(weights);
+    tf.dispose([...queries, ...keysT, scores, weights]);
+    const contexts = perHead.map((w, i) => tf.matMul(w, values[i])); // [L, d]
+    const stacked = tf.stack(contexts);
+    tf.dispose([...perHead, ...values, ...contexts]);
+    return tf.reshape(tf.transpose(tf.reshape(stacked, [batch, H, length, d]), [0, 2, 1, 3]), [rows, dim]) as tf.Tensor2D;
   }
 
   private perHeadContextFromProjections(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, batch: number, length: number): tf.Tensor2D {
@@ -171,7 +235,29 @@ export class Attention {
     const explicit = mode === 'explicit' || this.qkNorm || keyDeltas.length > 0 || valueDeltas.length > 0;
     return explicit
       ? this.sideContextExplicit(ln1, q, perImage, count, keyDeltas, valueDeltas)
-      : this.sideContextFromLn1(ln1, q, perImage, count);
+      : sideQueryKernel === 'perHead' && !derivesOnTape(this.params.k) && !derivesOnTape(this.params.v)
+        ? this.sideContextPerHead(ln1, q, perImage, count)
+        : this.sideContextFromLn1(ln1, q, perImage, count);
+  }
+
+  /**
+   * Row (b, h, t) of the scores is q[b, t, head h] Wk_h^T LN1(x_b)^T: per head a [rows, d] x [d, D]
+   * product, then one attention over the frozen context for all heads, then per head the mixed rows
+   * times Wv_h [D, d]. Needs frozen Wk and Wv (their per-head slices are made off the tape).
+   */
+  private sideContextPerHead(ln1: tf.Tensor3D, q: tf.Tensor2D, perImage: boolean, count: number): tf.Tensor2D {
+    const batch = ln1.shape[0];
+    const H = this.heads;
+    const wk = headSlices(this.params.k.weight, H);
+    const wv = headSlices(this.params.v.weight, H);
+    const keys: HeadWeightPair[] = wk.rows.map((row, h) => ({ forward: row, backward: wk.columns[h] })); // Wk_h^T [d, D]
+    const values: HeadWeightPair[] = wv.columns.map((column, h) => ({ forward: column, backward: wv.rows[h] })); // Wv_h [D, d]
+    const scaled = tf.mul(q, 1 / Math.sqrt(this.headDim)) as tf.Tensor2D;
+    const queries = perHeadKeyQueries(scaled, keys, batch, count, perImage) as tf.Tensor2D | tf.Tensor3D;
+    const mixed = attendToFrozen(queries, ln1); // [B, H T, D]
+    const context = tf.add(perHeadValues(mixed, values, count), this.params.v.bias) as tf.Tensor2D;
+    tf.dispose([...wk.columns, ...wk.rows, ...wv.columns, ...wv.rows]);
+    return context;
   }
 
   /** [H, D]: row h is 1 on head h's columns. Built on the host (tf.oneHot refuses depth 1: one head). */
@@ -193,7 +279,7 @@ export class Attention {
     const scaled = tf.mul(tf.reshape(masked, [rows * H, dim]), 1 / Math.sqrt(this.headDim)) as tf.Tensor2D;
     // linear(): the D x D products get gradients without matMul's slow transpose flags.
     const qk = linear(scaled, keyProjectionT, undefined, derivesOnTape(this.params.k));
-    const mixed = attendToFrozen(perImage ? (tf.reshape(qk, [batch, count * H, dim]) as tf.Tensor3D) : qk, ln1); // [B, T*H, D]
+    const mixed = attendToFrozen(perImage ? (tf.reshape(qk, [batch, count * H, dim]) as tf.Tensor3D) : qk, ln1, { legacy: true }); // [B, T*H, D]
     const values = linear(tf.reshape(mixed, [batch * count * H, dim]) as tf.Tensor2D, this.params.v.weight);
     const ownHead = tf.sum(tf.mul(tf.reshape(values, [batch * count, H, dim]), headMask), 1);
     return tf.add(ownHead, this.params.v.bias) as tf.Tensor2D;
@@ -223,4 +309,15 @@ export class Attention {
     const context = tf.matMul(tf.softmax(scores), v); // [B, H, T, d]
     return tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [batch * count, dim]) as tf.Tensor2D;
   }
+}
+
+/** Head h's columns w[:, h d : (h + 1) d] and their transposes, frozen, made off the tape through the host. */
+function headSlices(w: tf.Tensor2D, heads: number): { columns: tf.Tensor2D[]; rows: tf.Tensor2D[] } {
+  return untaped(() => {
+    const columns = splitColumnsThroughHost(w, heads);
+    const transposed = tf.tidy(() => tf.transpose(w) as tf.Tensor2D);
+    const rows = splitRowsThroughHost(transposed, heads);
+    transposed.dispose();
+    return { columns, rows };
+  });
 }

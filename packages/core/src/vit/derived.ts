@@ -40,3 +40,11 @@ export function splitVectorOnTape(b: tf.Tensor1D, heads: number): tf.Tensor1D[] 
   const d = b.shape[0] / heads;
   return Array.from({ length: heads }, (_, h) => tf.slice(b, [h * d], [d]));
 }
+
+/** Rows [h r, (h + 1) r) of w [H r, cols] for every head: contiguous on the host, so one read and H writes. */
+export function splitRowsThroughHost(w: tf.Tensor2D, heads: number): tf.Tensor2D[] {
+  const [rows, cols] = w.shape;
+  const r = rows / heads;
+  const values = w.dataSync() as Float32Array;
+  return Array.from({ length: heads }, (_, h) => tf.tensor2d(values.slice(h * r * cols, (h + 1) * r * cols), [r, cols]));
+}
