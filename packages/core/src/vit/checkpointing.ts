@@ -7,21 +7,23 @@ import type { Hook } from '../hooks.js';
 export type CheckpointingMode = 'auto' | 'on' | 'off';
 
 /**
- * Bytes one taped block holds at the peak of a training step, per token: 11 (4 + mlpRatio) D floats
- * plus 6 H L for the attention scores. Fitted to measured steps (peakNewBufferBytes: VPT-Deep on
- * ViT-Ti, batch 4: 72.6 KB per token per block); it counts the backward's own temporaries and the
- * per-head pieces of the wasm attention kernel, not only the activations saved for the backward.
+ * Bytes one taped block holds at the peak of a training step, per token: 15 (4 + mlpRatio) D floats
+ * plus 6 H L for the attention scores. Fitted to measured steps (peakNewBufferBytes: VPT-Deep with
+ * 10 prompts on ViT-B/16, 2 images x 12 blocks on the tape: 2105 MiB, 425 KB per token per block);
+ * it counts the backward's own temporaries and the per-head pieces of the wasm attention kernel, not
+ * only the activations saved for the backward.
  */
 export function blockActivationBytes(batch: number, tokens: number, dim: number, heads: number, mlpRatio: number): number {
-  return 4 * batch * tokens * (11 * (4 + mlpRatio) * dim + 6 * heads * tokens);
+  return 4 * batch * tokens * (15 * (4 + mlpRatio) * dim + 6 * heads * tokens);
 }
 
 /**
  * Default budget for the activations of the taped blocks: the wasm heap tops out at 4 GiB (32-bit
- * wasm), and weights, optimiser state and the backward's own temporaries need the rest.
+ * wasm) and only grows, and weights, optimiser state and freed-but-held heap need the rest (VPT-Deep
+ * on ViT-B/16 exhausted it with 23-image chunks planned against 1.5 GiB).
  */
 export function defaultCheckpointBudget(): number {
-  return tf.getBackend() === 'wasm' ? 1.5 * 2 ** 30 : 8 * 2 ** 30;
+  return tf.getBackend() === 'wasm' ? 2 ** 30 : 8 * 2 ** 30;
 }
 
 /** Hooks that read values (taps) or add rows (side queries) would see a recomputed block twice. */
