@@ -10,9 +10,12 @@ export function registerMethod<C extends object>(spec: MethodSpec<C>): MethodSpe
   const existing = registry.get(spec.name);
   if (existing === (spec as unknown)) return spec;
   if (existing) {
-    // The ESM and CJS builds of one package both register on import: the same method, kept once
-    // (the first), and every import of the package hands out that one.
-    if (sameMethod(existing, spec as unknown as MethodSpec<object>)) return existing as unknown as MethodSpec<C>;
+    // The ESM and CJS builds of one package (or a test runner's fresh module graph) register the same
+    // method again: the latest registration serves, so the spec an import hands out is the one in use.
+    if (sameMethod(existing, spec as unknown as MethodSpec<object>)) {
+      registry.set(spec.name, spec as unknown as MethodSpec<object>);
+      return spec;
+    }
     throw new Error(`method "${spec.name}" is already registered by another spec`);
   }
   checkSpec(spec as unknown as MethodSpec<object>);
