@@ -18,21 +18,21 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 describe('vqt bench', () => {
   it('runs on a pool of two workers, skips unregistered methods with a note, and writes the folder', async () => {
     const out = join(root, 'run');
-    const run = await vqtAsync(['bench', ...tiny, '--methods', 'linear,vqt,vpt,vpt+vqt', '--queries', '2', '--sweep-tasks', 'blob_patch', '--workers', '2', '--check', '--out', out]);
+    const run = await vqtAsync(['bench', ...tiny, '--methods', 'linear,vqt,ssf,ssf+vqt', '--queries', '2', '--sweep-tasks', 'blob_patch', '--workers', '2', '--check', '--out', out]);
     expect(run.status, run.stderr).toBe(0);
-    expect(run.stderr).toMatch(/skipping method vpt: not registered/);
+    expect(run.stderr).toMatch(/skipping method ssf: not registered/);
     expect(run.stderr).toMatch(/\[5\/5\] /);
     expect(readdirSync(join(out, 'cells')).sort()).toEqual([
       'blob_patch--linear--s0.json', 'blob_patch--vqt--s0.json', 'blob_patch--vqt-T2--s0.json', 'dsprites_loc--linear--s0.json', 'dsprites_loc--vqt--s0.json',
     ]);
     for (const file of ['results.json', 'table.md', 'memory.md', 'check.md', 'summary.md', 'accuracy-vs-memory.png', 'accuracy-vs-queries.svg']) expect(existsSync(join(out, file)), file).toBe(true);
-    expect(run.stdout).toMatch(/VQT trains in less memory than vpt: skipped — vpt: not registered/);
+    expect(run.stdout).toMatch(/VQT trains in less memory than vpt: skipped — vpt: not among this run's methods/);
     const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
     expect(new Set(results.cells.map((c: { worker: { pid: number } }) => c.worker.pid)).size).toBeGreaterThanOrEqual(1);
-    expect(results.skipped.map((s: { method: string }) => s.method)).toEqual(['vpt', 'vpt+vqt']);
+    expect(results.skipped.map((s: { method: string }) => s.method)).toEqual(['ssf', 'ssf+vqt']);
 
     // Rerun: every cell is reused, nothing recomputed.
-    const again = await vqtAsync(['bench', ...tiny, '--methods', 'linear,vqt,vpt,vpt+vqt', '--queries', '2', '--sweep-tasks', 'blob_patch', '--out', out]);
+    const again = await vqtAsync(['bench', ...tiny, '--methods', 'linear,vqt,ssf,ssf+vqt', '--queries', '2', '--sweep-tasks', 'blob_patch', '--out', out]);
     expect(again.status, again.stderr).toBe(0);
     expect(again.stderr).toMatch(/5 already in .*, 0 to run/);
   });
