@@ -86,8 +86,8 @@ export async function runCellsInPool(cells: BenchCell[], settings: BenchSettings
 }
 
 /**
- * The worker side of runCellsInPool: runs each cell it is sent, one at a time, and exits when the
- * parent disconnects.
+ * The worker side of runCellsInPool: runs each cell it is sent, one at a time. When the parent
+ * disconnects it finishes (idle) or exits at once (mid-cell: nobody is left to store the result).
  */
 export function serveIpcWorker(run: (cell: BenchCell, settings: BenchSettings) => Promise<CellResult>, onDisconnect?: () => void): void {
   if (!process.send) throw new Error('serveIpcWorker: this process has no IPC channel (start it with child_process.fork)');
@@ -96,14 +96,21 @@ export function serveIpcWorker(run: (cell: BenchCell, settings: BenchSettings) =
   process.on('message', (message: PoolRequest) => {
     if (message?.type !== 'cell') return;
     chain = chain.then(async () => {
+      busy = true;
       try {
         send({ type: 'result', id: message.cell.id, result: await run(message.cell, message.settings) });
       } catch (error) {
         send({ type: 'error', id: message.cell.id, message: (error as Error).stack ?? String(error) });
+      } finally {
+        busy = false;
       }
     });
   });
+  let busy = false;
   process.on('disconnect', () => {
+    // A parent that is gone cannot receive the running cell's result (a killed `vqt bench`):
+    // stop now rather than spend the cores on it. Cells are only stored by the parent.
+    if (busy) process.exit(1);
     void chain.then(() => onDisconnect?.());
   });
   send({ type: 'ready' });

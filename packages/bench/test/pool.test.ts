@@ -6,6 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { runBench } from '../src/suite.js';
 import { FIXTURE, tinySettings, tinyTasks } from './helpers.js';
 
+const SLOW_WORKER = new URL('./fixtures/slow-ipc-worker.mjs', import.meta.url).pathname;
+
 describe('local worker pool', () => {
   it('runs cells on worker processes and hands a dead worker\'s cell to a new one', async () => {
     const tasks = await tinyTasks();
@@ -45,4 +47,16 @@ describe('local worker pool', () => {
     expect(log.some((l) => l.includes(`died (SIGKILL) during ${killed}`))).toBe(true);
     expect(workers.every((w) => w.exitCode !== null || w.signalCode !== null)).toBe(true);
   });
+
+  it('a worker whose parent goes away mid-cell exits at once instead of finishing the cell', async () => {
+    const child = fork(SLOW_WORKER, [], { stdio: ['ignore', 'pipe', 'ignore', 'ipc'] });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await new Promise<void>((resolve) => child.once('message', () => resolve())); // ready
+    child.send({ type: 'cell', cell: { id: 'slow' }, settings: {} });
+    await new Promise<void>((resolve) => child.stdout!.on('data', (d: Buffer) => String(d).includes('start slow') && resolve()));
+    const disconnected = Date.now();
+    child.disconnect();
+    expect(await exited).toBe(1);
+    expect(Date.now() - disconnected).toBeLessThan(10_000);
+  }, 30_000);
 });
