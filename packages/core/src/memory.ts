@@ -11,8 +11,24 @@ import type { StepProfile } from './train/types.js';
  * tfjs's engine for the duration of `fn`; do not nest calls.
  */
 export async function peakNewBufferBytes(fn: () => void | Promise<void>): Promise<number> {
+  return (await trackBuffers(fn)).newBufferBytes;
+}
+
+/**
+ * Memory figures of one step: peakNewBufferBytes, the most tensor bytes alive at once (what
+ * tf.profile calls peakBytes), and tf.memory() before it. tf.profile itself is not used: it logs
+ * every kernel and spreads the log into Math.max, which overflows the call stack on a long step
+ * (ViT-B/16 at batch 32 in micro-batches).
+ */
+export async function profileStep(fn: () => void | Promise<void>): Promise<StepProfile> {
+  const startBytes = tf.memory().numBytes;
+  const { newBufferBytes, peakBytes } = await trackBuffers(fn);
+  return { newBufferBytes, peakBytes: Math.max(startBytes, peakBytes), startBytes };
+}
+
+async function trackBuffers(fn: () => void | Promise<void>): Promise<{ newBufferBytes: number; peakBytes: number }> {
   interface EngineInternals {
-    state: { tensorInfo: WeakMap<object, unknown> };
+    state: { tensorInfo: WeakMap<object, unknown>; numBytes: number };
     trackTensor(t: tf.Tensor, backend: unknown): void;
     removeDataId(dataId: object, backend: unknown): void;
   }
@@ -22,6 +38,7 @@ export async function peakNewBufferBytes(fn: () => void | Promise<void>): Promis
   const sizes = new Map<object, number>();
   let live = 0;
   let peak = 0;
+  let peakBytes = engine.state.numBytes;
   engine.trackTensor = function (this: EngineInternals, t, backend) {
     if (!this.state.tensorInfo.has(t.dataId) && t.dtype !== 'string' && t.dtype !== 'complex64') {
       const bytes = t.size * (t.dtype === 'float32' || t.dtype === 'int32' ? 4 : 1);
@@ -30,6 +47,7 @@ export async function peakNewBufferBytes(fn: () => void | Promise<void>): Promis
       peak = Math.max(peak, live);
     }
     track.call(this, t, backend);
+    peakBytes = Math.max(peakBytes, this.state.numBytes);
   };
   engine.removeDataId = function (this: EngineInternals, dataId, backend) {
     const bytes = sizes.get(dataId);
@@ -45,22 +63,5 @@ export async function peakNewBufferBytes(fn: () => void | Promise<void>): Promis
     engine.trackTensor = track;
     engine.removeDataId = remove;
   }
-  return peak;
-}
-
-/**
- * Memory figures of one step: peakNewBufferBytes around tf.profile, and tf.memory() before it.
- * Profile one step at a time; tf.profile's kernel log over a long run overflows the call stack.
- */
-export async function profileStep(fn: () => void | Promise<void>): Promise<StepProfile> {
-  const startBytes = tf.memory().numBytes;
-  let peakBytes = startBytes;
-  const newBufferBytes = await peakNewBufferBytes(async () => {
-    const profile = await tf.profile(async () => {
-      await fn();
-      return [];
-    });
-    peakBytes = Math.max(peakBytes, profile.peakBytes);
-  });
-  return { newBufferBytes, peakBytes, startBytes };
+  return { newBufferBytes: peak, peakBytes };
 }

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { gelu, initBackend, peakNewBufferBytes } from '../src/index.js';
+import { gelu, initBackend, peakNewBufferBytes, profileStep } from '../src/index.js';
 
 beforeAll(async () => {
   await initBackend({ backend: 'wasm' });
@@ -40,4 +40,33 @@ describe('memory on wasm', () => {
     expect(backward).toBeLessThanOrEqual(10 * activation);
     x.dispose();
   });
+
+  it('profileStep reports tf.profile\'s peak bytes without its kernel log', async () => {
+    const weights = tf.ones([64, 64]);
+    const step = () =>
+      tf.tidy(() => {
+        const x = tf.matMul(weights, weights);
+        tf.sum(tf.mul(tf.reshape(x, [4096]), 2));
+      });
+    const profiled = await tf.profile(() => step());
+    const ours = await profileStep(step);
+    expect(ours.startBytes).toBe(tf.memory().numBytes);
+    expect(ours.peakBytes).toBe(profiled.peakBytes);
+    // The product and the doubled values (the reshape is a view), plus a scalar or two.
+    expect(ours.newBufferBytes).toBeGreaterThanOrEqual(2 * 64 * 64 * 4);
+    expect(ours.newBufferBytes).toBeLessThanOrEqual(2 * 64 * 64 * 4 + 8);
+    weights.dispose();
+  });
+
+  it('profileStep copes with a step of more kernels than tf.profile can take', async () => {
+    // tf.profile spreads its per-kernel log into Math.max: a long step overflows the call stack.
+    const x = tf.ones([4]);
+    const longStep = () => {
+      for (let i = 0; i < 200_000; i++) tf.tidy(() => void tf.add(x, x));
+    };
+    await expect(tf.profile(longStep)).rejects.toThrow(/call stack/);
+    const profile = await profileStep(longStep);
+    expect(profile.newBufferBytes).toBe(16);
+    x.dispose();
+  }, 60_000);
 });

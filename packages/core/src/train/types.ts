@@ -66,7 +66,7 @@ export interface TrainOptions {
 export interface StepProfile {
   /** Peak bytes of the buffers the step created, alive at once, each buffer counted once (peakNewBufferBytes). */
   newBufferBytes: number;
-  /** tf.profile's peakBytes: most tensor bytes alive at once, weights included, shared buffers counted per tensor. */
+  /** Most tensor bytes alive at once (tf.profile's peakBytes): weights included, shared buffers counted per tensor. */
   peakBytes: number;
   /** tf.memory().numBytes before the step began. */
   startBytes: number;
