@@ -38,15 +38,6 @@ function fitted(hook: AdaptFormerHook, classifier: HookedClassifier): FittedAdap
   return { ...base, adaptingHooks: () => [hook.frozen()], hook, classifier };
 }
 
-/** Head weights from an adapter file, or a one-line error naming the missing tensor. */
-function importHead(classifier: HookedClassifier, tensors: ReadonlyMap<string, HostTensor>): void {
-  const weight = tensors.get('head.weight');
-  const bias = tensors.get('head.bias');
-  if (!weight) throw new Error('missing tensor head.weight');
-  if (!bias) throw new Error('missing tensor head.bias');
-  classifier.head.importTensors(weight, bias);
-}
-
 /** AdaptFormer as a method plugin: `--method adaptformer`. */
 export const adaptformerMethod: MethodSpec<AdaptFormerConfig> = {
   name: 'adaptformer',
@@ -81,7 +72,7 @@ export const adaptformerMethod: MethodSpec<AdaptFormerConfig> = {
     const hook = AdaptFormerHook.fromTensors(hookOptions(config, vit.config.dim, vit.config.depth), tensors);
     const classifier = new HookedClassifier(vit, [hook], context.numClasses);
     try {
-      if (!context.headless) importHead(classifier, tensors);
+      if (!context.headless) classifier.head.importFromAdapter(tensors, context.file);
     } catch (error) {
       classifier.dispose();
       hook.dispose();

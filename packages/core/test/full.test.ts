@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { arrayImageSplit, fullMethod, initBackend, openFitted, randomVit, readSafetensors, saveFitted, type LoadedVit } from '../src/index.js';
+import { arrayImageSplit, fitMethod, fullMethod, initBackend, openFitted, randomVit, readSafetensors, saveFitted, writeSafetensors, type LoadedVit } from '../src/index.js';
 import { maxAbsDiff, TINY } from './helpers.js';
 
 let backbone: LoadedVit;
@@ -83,5 +83,27 @@ describe('full fine-tuning', () => {
     const all = tapeNodes(() => true);
     const last = tapeNodes((name) => name.startsWith(`blocks.${TINY.depth - 1}.`));
     expect(last).toBeLessThan(all / 2);
+  });
+
+  it('a missing head tensor is one line naming the file once (full and linear open the head the same way)', async () => {
+    const { split, images } = data();
+    images.dispose();
+    for (const [method, config] of [['full', { lastBlocks: 1 }], ['linear', {}]] as const) {
+      const fitted = await fitMethod(method, backbone, split, { config, epochs: 1, batchSize: 4 });
+      const dir = mkdtempSync(join(tmpdir(), `${method}-headless-`));
+      saveFitted(dir, fitted, backbone);
+      fitted.dispose();
+      const file = join(dir, 'adapter_model.safetensors');
+      const { tensors } = readSafetensors(file);
+      tensors.delete('head.bias');
+      writeSafetensors(file, tensors);
+      let message = '';
+      try {
+        openFitted(dir, backbone).fitted.dispose();
+      } catch (error) {
+        message = (error as Error).message;
+      }
+      expect(message).toBe(`${file}: missing tensor head.bias`);
+    }
   });
 });

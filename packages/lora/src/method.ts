@@ -52,15 +52,6 @@ function fitted(hook: LoraHook, classifier: HookedClassifier): FittedLora {
   return { ...base, adaptingHooks: () => [hook.frozen()], hook, classifier, merge: () => hook.merge(classifier.vit) };
 }
 
-/** Head weights from an adapter file, or a one-line error naming the missing tensor. */
-function importHead(classifier: HookedClassifier, tensors: ReadonlyMap<string, HostTensor>): void {
-  const weight = tensors.get('head.weight');
-  const bias = tensors.get('head.bias');
-  if (!weight) throw new Error('missing tensor head.weight');
-  if (!bias) throw new Error('missing tensor head.bias');
-  classifier.head.importTensors(weight, bias);
-}
-
 /** LoRA as a method plugin: `--method lora`. */
 export const loraMethod: MethodSpec<LoraConfig> = {
   name: 'lora',
@@ -95,7 +86,7 @@ export const loraMethod: MethodSpec<LoraConfig> = {
     const hook = LoraHook.fromTensors(hookOptions(config, vit), tensors);
     const classifier = new HookedClassifier(vit, [hook], context.numClasses);
     try {
-      if (!context.headless) importHead(classifier, tensors);
+      if (!context.headless) classifier.head.importFromAdapter(tensors, context.file);
     } catch (error) {
       classifier.dispose();
       hook.dispose();

@@ -146,13 +146,7 @@ function openOn(
   const { hook, classifier } = build(vit, config, where.numClasses);
   try {
     hook.setPrompts(tensors.get(VPT_PROMPTS_TENSOR)!, `${where.file}: ${VPT_PROMPTS_TENSOR}`);
-    if (!where.headless) {
-      try {
-        classifier.head.importTensors(tensors.get('head.weight')!, tensors.get('head.bias')!);
-      } catch (error) {
-        throw new Error(`${where.file}: head.weight/head.bias: ${(error as Error).message}`);
-      }
-    }
+    if (!where.headless) classifier.head.importFromAdapter(tensors, where.file);
   } catch (error) {
     classifier.dispose();
     hook.dispose();

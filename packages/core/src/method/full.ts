@@ -108,12 +108,7 @@ export function createFullMethod(): MethodSpec<FullConfig> {
           tf.tidy(() => variable.assign(fromFile(name, host, variable)));
         }
         const classifier = classifierFor(vit, trained, context.numClasses);
-        if (!context.headless) {
-          const weight = tensors.get('head.weight');
-          const bias = tensors.get('head.bias');
-          if (!weight || !bias) throw new Error(`${context.file}: missing tensor ${weight ? 'head.bias' : 'head.weight'}`);
-          classifier.head.importTensors(weight, bias);
-        }
+        if (!context.headless) classifier.head.importFromAdapter(tensors, context.file);
         return fittedFull(vit, classifier, trained, config);
       } catch (error) {
         vit.dispose();
