@@ -1,10 +1,10 @@
 import {
   adaptingFitted,
-  HookedClassifier,
-  imageSplitSource,
-  trainModel,
+  fitHookedClassifier,
+  openHookedClassifier,
   type FitContext,
   type FittedMethod,
+  type HookedClassifier,
   type HostTensor,
   type ImageSplit,
   type MethodSpec,
@@ -53,31 +53,14 @@ export const adaptformerMethod: MethodSpec<AdaptFormerConfig> = {
     if (context.base) throw new Error('adaptformer adapts the backbone itself; it cannot be stacked on another method');
     const vit = context.backbone.model;
     const hook = AdaptFormerHook.initialised(hookOptions(config, vit.config.dim, vit.config.depth), context.train.seed);
-    const classifier = new HookedClassifier(vit, [hook], data.numClasses);
-    try {
-      context.announce?.(classifier.parameterCount());
-      context.log(`adaptformer: bottleneck ${config.bottleneck}, scale ${config.scale}, blocks ${hook.options.blocks.join(',')}`);
-      await trainModel(classifier, imageSplitSource(data), { ...context.train, lr: context.hp.lr, weightDecay: context.hp.weightDecay });
-    } catch (error) {
-      classifier.dispose();
-      hook.dispose();
-      throw error;
-    }
-    return fitted(hook, classifier);
+    const description = `adaptformer: bottleneck ${config.bottleneck}, scale ${config.scale}, blocks ${hook.options.blocks.join(',')}`;
+    return fitted(hook, await fitHookedClassifier(hook, context, data, description));
   },
 
   open(config: AdaptFormerConfig, tensors: ReadonlyMap<string, HostTensor>, context: OpenContext): FittedAdaptFormer {
     if (context.base) throw new Error('adaptformer adapts the backbone itself; it cannot be stacked on another method');
     const vit = context.backbone.model;
     const hook = AdaptFormerHook.fromTensors(hookOptions(config, vit.config.dim, vit.config.depth), tensors);
-    const classifier = new HookedClassifier(vit, [hook], context.numClasses);
-    try {
-      if (!context.headless) classifier.head.importFromAdapter(tensors, context.file);
-    } catch (error) {
-      classifier.dispose();
-      hook.dispose();
-      throw error;
-    }
-    return fitted(hook, classifier);
+    return fitted(hook, openHookedClassifier(hook, tensors, context));
   },
 };

@@ -1,10 +1,10 @@
 import {
   adaptingFitted,
-  HookedClassifier,
-  imageSplitSource,
-  trainModel,
+  fitHookedClassifier,
+  openHookedClassifier,
   type FitContext,
   type FittedMethod,
+  type HookedClassifier,
   type HostTensor,
   type ImageSplit,
   type MethodSpec,
@@ -67,31 +67,14 @@ export const loraMethod: MethodSpec<LoraConfig> = {
     if (context.base) throw new Error('lora adapts the backbone itself; it cannot be stacked on another method');
     const vit = context.backbone.model;
     const hook = LoraHook.initialised(hookOptions(config, vit), context.train.seed);
-    const classifier = new HookedClassifier(vit, [hook], data.numClasses);
-    try {
-      context.announce?.(classifier.parameterCount());
-      context.log(`lora: rank ${config.rank}, alpha ${config.alpha}, targets ${hook.options.targets.join(',')}, blocks ${hook.options.blocks.join(',')}`);
-      await trainModel(classifier, imageSplitSource(data), { ...context.train, lr: context.hp.lr, weightDecay: context.hp.weightDecay });
-    } catch (error) {
-      classifier.dispose();
-      hook.dispose();
-      throw error;
-    }
-    return fitted(hook, classifier);
+    const description = `lora: rank ${config.rank}, alpha ${config.alpha}, targets ${hook.options.targets.join(',')}, blocks ${hook.options.blocks.join(',')}`;
+    return fitted(hook, await fitHookedClassifier(hook, context, data, description));
   },
 
   open(config: LoraConfig, tensors: ReadonlyMap<string, HostTensor>, context: OpenContext): FittedLora {
     if (context.base) throw new Error('lora adapts the backbone itself; it cannot be stacked on another method');
     const vit = context.backbone.model;
     const hook = LoraHook.fromTensors(hookOptions(config, vit), tensors);
-    const classifier = new HookedClassifier(vit, [hook], context.numClasses);
-    try {
-      if (!context.headless) classifier.head.importFromAdapter(tensors, context.file);
-    } catch (error) {
-      classifier.dispose();
-      hook.dispose();
-      throw error;
-    }
-    return fitted(hook, classifier);
+    return fitted(hook, openHookedClassifier(hook, tensors, context));
   },
 };
