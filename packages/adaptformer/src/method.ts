@@ -1,10 +1,10 @@
 import {
   adaptingFitted,
-  HookedClassifier,
-  imageSplitSource,
-  trainModel,
+  fitHookedClassifier,
+  openHookedClassifier,
   type FitContext,
   type FittedMethod,
+  type HookedClassifier,
   type HostTensor,
   type ImageSplit,
   type MethodSpec,
@@ -38,15 +38,6 @@ function fitted(hook: AdaptFormerHook, classifier: HookedClassifier): FittedAdap
   return { ...base, adaptingHooks: () => [hook.frozen()], hook, classifier };
 }
 
-/** Head weights from an adapter file, or a one-line error naming the missing tensor. */
-function importHead(classifier: HookedClassifier, tensors: ReadonlyMap<string, HostTensor>): void {
-  const weight = tensors.get('head.weight');
-  const bias = tensors.get('head.bias');
-  if (!weight) throw new Error('missing tensor head.weight');
-  if (!bias) throw new Error('missing tensor head.bias');
-  classifier.head.importTensors(weight, bias);
-}
-
 /** AdaptFormer as a method plugin: `--method adaptformer`. */
 export const adaptformerMethod: MethodSpec<AdaptFormerConfig> = {
   name: 'adaptformer',
@@ -62,31 +53,14 @@ export const adaptformerMethod: MethodSpec<AdaptFormerConfig> = {
     if (context.base) throw new Error('adaptformer adapts the backbone itself; it cannot be stacked on another method');
     const vit = context.backbone.model;
     const hook = AdaptFormerHook.initialised(hookOptions(config, vit.config.dim, vit.config.depth), context.train.seed);
-    const classifier = new HookedClassifier(vit, [hook], data.numClasses);
-    try {
-      context.announce?.(classifier.parameterCount());
-      context.log(`adaptformer: bottleneck ${config.bottleneck}, scale ${config.scale}, blocks ${hook.options.blocks.join(',')}`);
-      await trainModel(classifier, imageSplitSource(data), { ...context.train, lr: context.hp.lr, weightDecay: context.hp.weightDecay });
-    } catch (error) {
-      classifier.dispose();
-      hook.dispose();
-      throw error;
-    }
-    return fitted(hook, classifier);
+    const description = `adaptformer: bottleneck ${config.bottleneck}, scale ${config.scale}, blocks ${hook.options.blocks.join(',')}`;
+    return fitted(hook, await fitHookedClassifier(hook, context, data, description));
   },
 
   open(config: AdaptFormerConfig, tensors: ReadonlyMap<string, HostTensor>, context: OpenContext): FittedAdaptFormer {
     if (context.base) throw new Error('adaptformer adapts the backbone itself; it cannot be stacked on another method');
     const vit = context.backbone.model;
     const hook = AdaptFormerHook.fromTensors(hookOptions(config, vit.config.dim, vit.config.depth), tensors);
-    const classifier = new HookedClassifier(vit, [hook], context.numClasses);
-    try {
-      if (!context.headless) importHead(classifier, tensors);
-    } catch (error) {
-      classifier.dispose();
-      hook.dispose();
-      throw error;
-    }
-    return fitted(hook, classifier);
+    return fitted(hook, openHookedClassifier(hook, tensors, context));
   },
 };

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
-import { HookedClassifier, initBackend, randomVit, trainModel, imageSplitSource, type HostTensor, type VisionTransformer } from '@vqt/core';
+import type { HostTensor, VisionTransformer } from '@vqt/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AdaptFormerHook, adapterTensorNames, type AdaptFormerHookOptions } from '../src/index.js';
-import { images, maxAbsDiff, memorySplit, TINY } from './helpers.js';
+import { clsTape, expectDropoutInTrainingOnly, expectGradientsMatchFiniteDifferences, expectTrainingKeepsTensorsFlat, hookTestModel, maxAbsDiff, TINY } from './helpers.js';
 
 let vit: VisionTransformer;
 let x: tf.Tensor4D;
@@ -21,24 +21,7 @@ function randomTensors(blocks: number[], seed: number): Map<string, HostTensor> 
   return out;
 }
 
-/** Records which tensor shapes the gradient tape holds for one loss. */
-function tapeShapes(fn: () => tf.Scalar, vars: tf.Variable[]): string[] {
-  let shapes: string[] = [];
-  const { grads, value } = tf.variableGrads(() => {
-    const loss = fn();
-    const tape = (tf.engine() as unknown as { state: { activeTape: { outputs: tf.Tensor[] }[] } }).state.activeTape;
-    shapes = tape.flatMap((node) => node.outputs.map((o) => o.shape.join('x')));
-    return loss;
-  }, vars);
-  tf.dispose([value, ...Object.values(grads)]);
-  return shapes;
-}
-
-beforeAll(async () => {
-  await initBackend({ backend: 'wasm' });
-  vit = randomVit(TINY, 3);
-  x = images(2, TINY.imageSize, 7);
-});
+beforeAll(async () => void ({ vit, x } = await hookTestModel()));
 afterAll(() => {
   vit.dispose();
   x.dispose();
@@ -80,85 +63,38 @@ describe('AdaptFormerHook', () => {
 
   it('gradients of every adapter tensor match central finite differences', () => {
     const hook = AdaptFormerHook.fromTensors(options([0, 2]), randomTensors([0, 2], 30));
-    const vars = hook.trainableVariables();
-    const weights = tf.randomNormal([2, TINY.dim], 0, 1, 'float32', 31);
-    const loss = () => tf.sum(tf.mul(vit.forward(x, { hooks: [hook] }).cls, weights)) as tf.Scalar;
-    const { grads, value } = tf.variableGrads(loss, vars);
     // Directional derivatives along random directions, one variable at a time and all together.
-    const eps = 1e-2;
-    const check = (subset: tf.Variable[], seed: number) => {
-      // Random directions of unit total norm, so eps bounds the step whatever the variable count.
-      const raw = subset.map((v, i) => tf.randomNormal(v.shape, 0, 1, 'float32', seed + i));
-      const norm = Math.sqrt(tf.tidy(() => raw.reduce((n, d) => n + tf.sum(tf.square(d)).dataSync()[0], 0)));
-      const directions = raw.map((d) => tf.div(d, norm));
-      tf.dispose(raw);
-      const originals = subset.map((v) => tf.clone(v));
-      const at = (sign: number) => {
-        subset.forEach((v, i) => v.assign(tf.tidy(() => tf.add(originals[i], tf.mul(directions[i], sign * eps)))));
-        return tf.tidy(() => loss().dataSync()[0]);
-      };
-      const numeric = (at(1) - at(-1)) / (2 * eps);
-      subset.forEach((v, i) => v.assign(originals[i]));
-      const analytic = tf.tidy(() => subset.reduce((sum, v, i) => sum + tf.sum(tf.mul(grads[v.name], directions[i])).dataSync()[0], 0));
-      tf.dispose([...directions, ...originals]);
-      expect(Math.abs(analytic)).toBeGreaterThan(1e-2);
-      expect(Math.abs(numeric - analytic)).toBeLessThan(1e-2 * Math.abs(analytic) + 1e-3);
-    };
-    vars.forEach((v, i) => check([v], 100 + 10 * i));
-    check(vars, 300);
-    tf.dispose([weights, value, ...Object.values(grads)]);
+    expectGradientsMatchFiniteDifferences(vit, x, hook, hook.trainableVariables(), 300);
     hook.dispose();
   });
 
   it('keeps blocks before the first adapted one off the gradient tape (lastBlocks)', () => {
     const recorded = (blocks: number[]) => {
       const hook = AdaptFormerHook.initialised(options(blocks), 1);
-      const shapes = tapeShapes(() => tf.sum(vit.forward(x, { hooks: [hook] }).cls) as tf.Scalar, hook.trainableVariables());
+      const tape = clsTape(vit, x, hook);
       hook.dispose();
-      return shapes;
+      return tape;
     };
-    const g = TINY.imageSize / TINY.patchSize;
-    const hidden = `${2 * (g * g + 1)}x${TINY.dim * TINY.mlpRatio}`; // a block's MLP hidden layer
-    const count = (shapes: string[]) => shapes.filter((s) => s === hidden).length;
     const last1 = recorded([2]);
     const last2 = recorded([1, 2]);
     const all = recorded([0, 1, 2]);
-    const perBlock = count(last1);
+    const perBlock = last1.mlpHidden;
     expect(perBlock).toBeGreaterThan(0);
-    expect(count(last2)).toBe(2 * perBlock);
-    expect(count(all)).toBe(3 * perBlock);
-    expect(last1.length).toBeLessThan(last2.length);
-    expect(last2.length).toBeLessThan(all.length);
+    expect(last2.mlpHidden).toBe(2 * perBlock);
+    expect(all.mlpHidden).toBe(3 * perBlock);
+    expect(last1.shapes.length).toBeLessThan(last2.shapes.length);
+    expect(last2.shapes.length).toBeLessThan(all.shapes.length);
   });
 
   it('drops adapter activations in training only, seeded by the step seed and block', () => {
     const hook = AdaptFormerHook.fromTensors(options([0, 1, 2], 0.5), randomTensors([0, 1, 2], 40));
-    tf.tidy(() => {
-      const run = (training: boolean, seed: number) => vit.forward(x, { hooks: [hook], training, seed }).cls;
-      expect(maxAbsDiff(run(false, 1), run(false, 2))).toBe(0);
-      expect(maxAbsDiff(run(true, 1), run(true, 1))).toBe(0);
-      expect(maxAbsDiff(run(true, 1), run(true, 2))).toBeGreaterThan(1e-4);
-      expect(maxAbsDiff(run(true, 1), run(false, 1))).toBeGreaterThan(1e-4);
-      // The frozen view a stacked method reads through: no variables, no dropout even in training.
-      const frozen = hook.frozen();
-      expect(frozen.trainableVariables()).toEqual([]);
-      expect(maxAbsDiff(vit.forward(x, { hooks: [frozen], training: true, seed: 1 }).cls, run(false, 1))).toBe(0);
-    });
+    expectDropoutInTrainingOnly(vit, x, hook);
     hook.dispose();
   });
 
   it('training steps keep tf.memory().numTensors flat', async () => {
     const hook = AdaptFormerHook.initialised(options([1, 2], 0.1), 5);
-    const classifier = new HookedClassifier(vit, [hook], 3);
-    const counts: number[] = [];
-    await trainModel(classifier, imageSplitSource(memorySplit(6, 3, TINY.imageSize)), {
-      epochs: 4, batchSize: 2, lr: 0.01, weightDecay: 1e-4, optimizer: 'adam', warmupEpochs: 0, seed: 3, progress: 'none',
-      onEpochEnd: () => void counts.push(tf.memory().numTensors),
-    });
-    expect(counts.length).toBe(4);
-    // Epoch 1 creates the optimiser's slots; after that nothing accumulates.
-    expect(new Set(counts.slice(1)).size).toBe(1);
-    classifier.dispose();
+    await expectTrainingKeepsTensorsFlat(vit, hook);
     hook.dispose();
   });
 });

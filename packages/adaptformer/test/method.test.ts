@@ -1,47 +1,14 @@
 import * as tf from '@tensorflow/tfjs';
-import {
-  ADAPTER_CONFIG_FILE,
-  ADAPTER_WEIGHTS_FILE,
-  getMethod,
-  initBackend,
-  loadVit,
-  openFitted,
-  readSafetensors,
-  resolveMethodConfig,
-  saveFitted,
-  writeSafetensors,
-  type FitContext,
-  type LoadedVit,
-} from '@vqt/core';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, getMethod, openFitted, readSafetensors, resolveMethodConfig, saveFitted } from '@vqt/core';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adaptformerMethod, type AdaptFormerConfig, type FittedAdaptFormer } from '../src/index.js';
-import { FIXTURE_DIR, images, maxAbsDiff, memorySplit, TINY_CHECKPOINT } from './helpers.js';
+import { FIXTURE_DIR, images, maxAbsDiff, memorySplit, methodTestBench, type MethodTestBench } from './helpers.js';
 
-let backbone: LoadedVit;
-let dir: string;
-
-function context(epochs: number, logs: string[] = []): FitContext {
-  return {
-    backbone,
-    hp: { lr: 0.05, weightDecay: 0 },
-    train: { epochs, batchSize: 4, optimizer: 'adam', warmupEpochs: 0, seed: 7, progress: 'none' },
-    runtime: { cacheBudgetBytes: 2 ** 20, spillDtype: 'float32', checkpointing: 'off' },
-    log: (line) => void logs.push(line),
-  };
-}
-
-beforeAll(async () => {
-  await initBackend({ backend: 'wasm' });
-  backbone = loadVit(TINY_CHECKPOINT);
-  dir = mkdtempSync(join(tmpdir(), 'adaptformer-test-'));
-});
-afterAll(() => {
-  backbone.model.dispose();
-  rmSync(dir, { recursive: true, force: true });
-});
+let bench: MethodTestBench;
+beforeAll(async () => void (bench = await methodTestBench('adaptformer-test-', FIXTURE_DIR)));
+afterAll(() => bench.dispose());
 
 describe('the adaptformer method plugin', () => {
   it('is registered on import with the reference defaults', () => {
@@ -63,7 +30,7 @@ describe('the adaptformer method plugin', () => {
 
   it('refuses blocks the backbone does not have', async () => {
     const bad = async (partial: Partial<AdaptFormerConfig>, pattern: RegExp) =>
-      expect(adaptformerMethod.fit(resolveMethodConfig(adaptformerMethod, partial), context(1), memorySplit(4, 2, 32))).rejects.toThrow(pattern);
+      expect(adaptformerMethod.fit(resolveMethodConfig(adaptformerMethod, partial), bench.context(1), memorySplit(4, 2, 32))).rejects.toThrow(pattern);
     await bad({ blocks: [0, 3] }, /adaptformer.blocks has 3, but the backbone's blocks are 0..2/);
     await bad({ lastBlocks: 4 }, /adaptformer.lastBlocks is 4, but the backbone has only 3 blocks/);
   });
@@ -74,7 +41,7 @@ describe('the adaptformer method plugin', () => {
     let announced = 0;
     const config = resolveMethodConfig(adaptformerMethod, { bottleneck: 4, lastBlocks: 2 });
     const before = tf.memory().numTensors;
-    const fitted = (await adaptformerMethod.fit(config, { ...context(1, logs), announce: (n) => void (announced = n) }, split)) as FittedAdaptFormer;
+    const fitted = (await adaptformerMethod.fit(config, { ...bench.context(1, logs), announce: (n) => void (announced = n) }, split)) as FittedAdaptFormer;
     expect(announced).toBe(2 * (48 * 4 + 4 + 4 * 48 + 48) + 48 * 2 + 2);
     expect(fitted.trainableParameters()).toBe(announced);
     expect(logs.join('\n')).toMatch(/blocks 1,2/);
@@ -82,8 +49,8 @@ describe('the adaptformer method plugin', () => {
     for (const a of fitted.hook.modules.values()) expect(tf.tidy(() => tf.max(tf.abs(a.up)).dataSync()[0])).toBeGreaterThan(0);
     expect(fitted.options()).toEqual({ bottleneck: 4, scale: 0.1, dropout: 0.1, blocks: [1, 2] });
 
-    const out = join(dir, 'fitted');
-    saveFitted(out, fitted, backbone, { training: { epochs: 1 } });
+    const out = join(bench.dir, 'fitted');
+    saveFitted(out, fitted, bench.backbone, { training: { epochs: 1 } });
     const saved = JSON.parse(readFileSync(join(out, ADAPTER_CONFIG_FILE), 'utf8'));
     expect(saved.method).toBe('adaptformer');
     expect(saved.options).toEqual({ bottleneck: 4, scale: 0.1, dropout: 0.1, blocks: [1, 2] });
@@ -96,7 +63,7 @@ describe('the adaptformer method plugin', () => {
       'head.weight': [2, 48], 'head.bias': [2],
     });
 
-    const reopened = openFitted(out, backbone).fitted;
+    const reopened = openFitted(out, bench.backbone).fitted;
     const x = images(3, 32, 9);
     tf.tidy(() => {
       expect(maxAbsDiff(reopened.logits(x), fitted.logits(x))).toBe(0);
@@ -111,15 +78,7 @@ describe('the adaptformer method plugin', () => {
   });
 
   it('refuses adapter files with missing, extra or misshapen tensors, naming the tensor', () => {
-    const broken = (edit: (tensors: Map<string, { shape: number[]; data: Float32Array }>) => void) => {
-      const target = join(dir, `broken-${Math.random().toString(36).slice(2)}`);
-      cpSync(FIXTURE_DIR, target, { recursive: true });
-      const file = join(target, ADAPTER_WEIGHTS_FILE);
-      const { tensors } = readSafetensors(file);
-      edit(tensors);
-      writeSafetensors(file, Object.fromEntries(tensors));
-      return () => openFitted(target, backbone);
-    };
+    const broken = bench.edited;
     expect(broken((t) => t.delete('adaptformer.blocks.2.up.bias'))).toThrow(/adapter_model.safetensors.*missing tensor adaptformer.blocks.2.up.bias/);
     expect(broken((t) => t.set('adaptformer.blocks.1.up.bias', { shape: [48], data: new Float32Array(48) }))).toThrow(/unexpected tensor adaptformer.blocks.1.up.bias/);
     expect(broken((t) => t.set('adaptformer.blocks.0.down.weight', { shape: [48, 8], data: new Float32Array(384) }))).toThrow(
@@ -128,12 +87,6 @@ describe('the adaptformer method plugin', () => {
     expect(broken((t) => t.delete('head.weight'))).toThrow(/missing tensor head.weight/);
     expect(broken((t) => t.set('adaptformer.blocks.0.up.bias', { shape: [48], data: new Float32Array(48).fill(NaN) }))).toThrow(/adaptformer.blocks.0.up.bias holds NaN/);
     // An option the method does not have, in the config file.
-    const target = join(dir, 'bad-config');
-    cpSync(FIXTURE_DIR, target, { recursive: true });
-    const configFile = join(target, ADAPTER_CONFIG_FILE);
-    const config = JSON.parse(readFileSync(configFile, 'utf8'));
-    config.options.rank = 4;
-    writeFileSync(configFile, JSON.stringify(config));
-    expect(() => openFitted(target, backbone)).toThrow(/adapter_config.json.*has no option "rank"/);
+    expect(bench.editedConfig((config) => void (config.options.rank = 4))).toThrow(/adapter_config.json.*has no option "rank"/);
   });
 });

@@ -3,7 +3,7 @@ export * from './hooks.js';
 export * from './ops/index.js';
 export * from './vit/config.js';
 export type * from './vit/params.js';
-export { VisionTransformer, type ForwardOptions, type ForwardResult } from './vit/vit.js';
+export { VisionTransformer, cloneParams, type ForwardOptions, type ForwardResult } from './vit/vit.js';
 export { checkpointed, blockActivationBytes, defaultCheckpointBudget, type CheckpointingMode } from './vit/checkpointing.js';
 export { VitBlock, Mlp, type BlockOptions, type BlockRun } from './vit/block.js';
 export { Attention, attentionKernelFor, setAttentionKernel, setSideQueryKernel, setFrozenForwardKernel, type AttentionKernel, type SideQueryKernel, type FrozenForwardKernel, type LinearDeltas } from './vit/attention.js';

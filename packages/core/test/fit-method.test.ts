@@ -1,6 +1,19 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { arrayImageSplit, evaluateFitted, fitMethod, initBackend, linearMethod, predict, randomVit, type LoadedVit } from '../src/index.js';
+import {
+  arrayImageSplit,
+  evaluateFitted,
+  fitHookedClassifier,
+  fitMethod,
+  initBackend,
+  linearMethod,
+  openHookedClassifier,
+  predict,
+  randomVit,
+  type DisposableHook,
+  type FitContext,
+  type LoadedVit,
+} from '../src/index.js';
 import { TINY } from './helpers.js';
 
 let backbone: LoadedVit;
@@ -63,5 +76,63 @@ describe('fitMethod', () => {
     expect(tf.memory().numTensors).toBe(before);
     await expect(fitMethod('linear', backbone, data, { config: { queries: 2 } })).rejects.toThrow(/method "linear" has no option "queries"/);
     await expect(fitMethod('nope', backbone, data)).rejects.toThrow(/unknown method "nope"/);
+  });
+});
+
+describe('fitHookedClassifier and openHookedClassifier (the adapting methods\' fit and open)', () => {
+  /** A token-adapting hook: a trainable bias added to block 0's input; `dispose` frees it. */
+  const biasHook = (): DisposableHook & { bias: tf.Variable } => {
+    const bias = tf.tidy(() => tf.variable(tf.zeros([TINY.dim]), true));
+    return { name: 'bias', bias, trainableVariables: () => [bias], beforeBlock: (x, ctx) => (ctx.block === 0 ? tf.add(x, bias) : x), dispose: () => bias.dispose() };
+  };
+  const context = (logs: string[], announced: number[]): FitContext => ({
+    backbone,
+    hp: { lr: 0.1, weightDecay: 0 },
+    train: { epochs: 2, batchSize: 6, optimizer: 'adam', warmupEpochs: 0, seed: 1, progress: 'none' },
+    runtime: { cacheBudgetBytes: 2 ** 20, spillDtype: 'float32', checkpointing: 'off' },
+    log: (line) => void logs.push(line),
+    announce: (n) => void announced.push(n),
+  });
+
+  it('fit announces, logs and trains the hook with the head; open restores the head from the file', async () => {
+    const { images, labels } = channelImages(6);
+    const data = arrayImageSplit(images, labels, TINY.imageSize);
+    const before = tf.memory().numTensors;
+    const logs: string[] = [];
+    const announced: number[] = [];
+    const hook = biasHook();
+    const classifier = await fitHookedClassifier(hook, context(logs, announced), data, 'bias: block 0');
+    expect(logs).toEqual(['bias: block 0']);
+    expect(announced).toEqual([TINY.dim + TINY.dim * 3 + 3]);
+    expect(tf.tidy(() => tf.max(tf.abs(hook.bias)).dataSync()[0])).toBeGreaterThan(0);
+    const exported = classifier.head.exportTensors('head');
+    const tensors = new Map(Object.entries(exported).map(([name, t]) => [name, { shape: t.shape, data: t.dataSync() as Float32Array }]));
+    tf.dispose(Object.values(exported));
+    const opened = openHookedClassifier(hook, tensors, { backbone, runtime: context([], []).runtime, numClasses: 3, file: 'a.safetensors' });
+    expect(Array.from(classifier.head.bias.dataSync()).some((v) => v !== 0)).toBe(true);
+    expect(Array.from(opened.head.bias.dataSync())).toEqual(Array.from(classifier.head.bias.dataSync()));
+    const headless = openHookedClassifier(hook, new Map(), { backbone, runtime: context([], []).runtime, numClasses: 3, file: 'a.safetensors', headless: true });
+    expect(Array.from(headless.head.bias.dataSync())).toEqual([0, 0, 0]);
+    [classifier, opened, headless].forEach((c) => c.dispose());
+    hook.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('a failing fit or open frees the head and the hook before rethrowing', async () => {
+    const { images, labels } = channelImages(6);
+    const good = arrayImageSplit(images, labels, TINY.imageSize);
+    const broken = { ...good, async *batches() { throw new Error('unreadable image 3'); } };
+    const before = tf.memory().numTensors;
+    const fitHook = biasHook();
+    await expect(fitHookedClassifier(fitHook, context([], []), broken, 'bias')).rejects.toThrow('unreadable image 3');
+    expect(fitHook.bias.isDisposed).toBe(true);
+    const noClassesHook = biasHook();
+    await expect(fitHookedClassifier(noClassesHook, context([], []), { ...good, numClasses: 0 }, 'bias')).rejects.toThrow(/numClasses must be a positive integer/);
+    expect(noClassesHook.bias.isDisposed).toBe(true);
+    const openHook = biasHook();
+    const runtime = context([], []).runtime;
+    expect(() => openHookedClassifier(openHook, new Map(), { backbone, runtime, numClasses: 3, file: 'a.safetensors' })).toThrow('a.safetensors: missing tensor head.weight');
+    expect(openHook.bias.isDisposed).toBe(true);
+    expect(tf.memory().numTensors).toBe(before);
   });
 });

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { arrayImageSplit, fullMethod, initBackend, openFitted, randomVit, readSafetensors, saveFitted, type LoadedVit } from '../src/index.js';
+import { arrayImageSplit, cloneParams, fitMethod, fullMethod, initBackend, openFitted, randomVit, readSafetensors, saveFitted, VisionTransformer, writeSafetensors, type LoadedVit } from '../src/index.js';
 import { maxAbsDiff, TINY } from './helpers.js';
 
 let backbone: LoadedVit;
@@ -83,5 +83,45 @@ describe('full fine-tuning', () => {
     const all = tapeNodes(() => true);
     const last = tapeNodes((name) => name.startsWith(`blocks.${TINY.depth - 1}.`));
     expect(last).toBeLessThan(all / 2);
+  });
+
+  it('a missing head tensor is one line naming the file once (full and linear open the head the same way)', async () => {
+    const { split, images } = data();
+    images.dispose();
+    for (const [method, config] of [['full', { lastBlocks: 1 }], ['linear', {}]] as const) {
+      const fitted = await fitMethod(method, backbone, split, { config, epochs: 1, batchSize: 4 });
+      const dir = mkdtempSync(join(tmpdir(), `${method}-headless-`));
+      saveFitted(dir, fitted, backbone);
+      fitted.dispose();
+      const file = join(dir, 'adapter_model.safetensors');
+      const { tensors } = readSafetensors(file);
+      tensors.delete('head.bias');
+      writeSafetensors(file, tensors);
+      let message = '';
+      try {
+        openFitted(dir, backbone).fitted.dispose();
+      } catch (error) {
+        message = (error as Error).message;
+      }
+      expect(message).toBe(`${file}: missing tensor head.bias`);
+    }
+  });
+
+  it('cloneParams copies every tensor of a parameter tree: the copy runs the same and is disposed on its own', () => {
+    const vit = randomVit(TINY, 4);
+    const x = tf.randomNormal([2, 3, TINY.imageSize, TINY.imageSize], 0, 1, 'float32', 6) as tf.Tensor4D;
+    const before = tf.memory().numTensors;
+    const copy = cloneParams(vit.params);
+    expect(tf.memory().numTensors - before).toBe(vit.namedParameters().size + (vit.params.head ? 2 : 0));
+    expect(copy.blocks[1].q.weight).not.toBe(vit.params.blocks[1].q.weight);
+    const model = new VisionTransformer(vit.config, copy);
+    tf.tidy(() => {
+      expect(maxAbsDiff(model.forward(x).cls, vit.forward(x).cls)).toBe(0);
+    });
+    model.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    expect(vit.params.blocks[1].q.weight.isDisposed).toBe(false);
+    tf.dispose(x);
+    vit.dispose();
   });
 });

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, layerNorm, linear, randomVit, VisionTransformer, type Hook, type HookContext, type LinearName, type TapPoint } from '../src/index.js';
 import { images, maxAbsDiff, TINY } from './helpers.js';
+import { tapeShapes } from './support/tape.js';
 
 // Throwaway hooks: each shows one kind of plugin works through the Hook interface with no change to core.
 
@@ -251,25 +252,13 @@ describe('Hook interface', () => {
 });
 
 describe('gradient tape', () => {
-  const recordedShapes = (fn: () => tf.Scalar, vars: tf.Variable[]) => {
-    let shapes: string[] = [];
-    const { grads, value } = tf.variableGrads(() => {
-      const loss = fn();
-      const tape = (tf.engine() as unknown as { state: { activeTape: { outputs: tf.Tensor[] }[] } }).state.activeTape;
-      shapes = tape.flatMap((node) => node.outputs.map((o) => o.shape.join('x')));
-      return loss;
-    }, vars);
-    tf.dispose([value, ...Object.values(grads)]);
-    return shapes;
-  };
-
   it('keeps the frozen backbone off the tape when hooks only read (side queries)', () => {
     const queries = variables(TINY.depth, [2, TINY.dim], 80, 0.06);
     const hook = queryHook(queries);
     const loss = (tapeBackbone: boolean) => () => tf.sum(tf.concat(vit.forward(x, { hooks: [hook], tapeBackbone }) && hook.outputs, 1)) as tf.Scalar;
     const hiddenShape = `${2 * vit.numTokens}x${TINY.dim * TINY.mlpRatio}`;
-    expect(recordedShapes(loss(true), queries)).toContain(hiddenShape);
-    const offTape = recordedShapes(loss(false), queries);
+    expect(tapeShapes(loss(true), queries)).toContain(hiddenShape);
+    const offTape = tapeShapes(loss(false), queries);
     expect(offTape).not.toContain(hiddenShape);
     expect(offTape).toContain(`${2 * 2}x${TINY.dim * TINY.mlpRatio}`); // the queries' own MLP is recorded
     tf.dispose(queries);

@@ -136,6 +136,24 @@ describe('trainModel', () => {
     head.dispose();
   });
 
+  it('LinearHead imports an adapter file\'s head.weight / head.bias, or says which one is missing or misshapen, naming the file once', () => {
+    const head = new LinearHead(4, 3);
+    const weight = { shape: [3, 4], data: Float32Array.from({ length: 12 }, (_, i) => i) };
+    const bias = { shape: [3], data: Float32Array.from([1, 2, 3]) };
+    const file = 'a/adapter_model.safetensors';
+    const open = (tensors: [string, typeof bias][]) => () => head.importFromAdapter(new Map(tensors), file);
+    expect(open([['head.bias', bias]])).toThrow(/^a\/adapter_model\.safetensors: missing tensor head\.weight$/);
+    expect(open([['head.weight', weight]])).toThrow(/^a\/adapter_model\.safetensors: missing tensor head\.bias$/);
+    expect(open([['head.weight', { shape: [3, 5], data: new Float32Array(15) }], ['head.bias', bias]])).toThrow(
+      /^a\/adapter_model\.safetensors: head weights \[3,5\] \/ \[3\] do not fit \[3, 4\] \/ \[3\]$/,
+    );
+    open([['head.weight', weight], ['head.bias', bias]])();
+    // Torch layout [classes, features] in the file, input-major [features, classes] in the head.
+    expect(head.weight.arraySync()[1]).toEqual([1, 5, 9]);
+    expect(Array.from(head.bias.dataSync())).toEqual([1, 2, 3]);
+    head.dispose();
+  });
+
   it('applies coupled L2 decay: with zero gradient signal the weights shrink', async () => {
     const head = new LinearHead(16, 3);
     head.weight.assign(tf.ones([16, 3]));

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import {
+  cloneParams,
   linear,
   mixSeed,
   seededRandom,
@@ -205,7 +206,7 @@ export class LoraHook implements Hook {
     }
     // Every parameter is copied (variants included: LayerScale, registers, qk-norm, ...); only the targets change.
     return tf.tidy(() => {
-      const copy = deepCopy(params) as VitParams;
+      const copy = cloneParams(params);
       copy.blocks.forEach((block, m) => {
         for (const t of LORA_TARGETS) {
           const pair = this.modules.get(m)?.get(t);
@@ -249,12 +250,4 @@ function makePair(block: number, target: LinearName, a: tf.Tensor, b: tf.Tensor)
   const pair = { a: tf.variable(a, true, `${unique}.A`) as tf.Variable<tf.Rank.R2>, b: tf.variable(b, true, `${unique}.B`) as tf.Variable<tf.Rank.R2> };
   tf.dispose([a, b]);
   return pair;
-}
-
-/** A structural copy with every tensor cloned (inside the caller's tidy). */
-function deepCopy(value: unknown): unknown {
-  if (value instanceof tf.Tensor) return tf.clone(value);
-  if (Array.isArray(value)) return value.map(deepCopy);
-  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, deepCopy(v)]));
-  return value;
 }

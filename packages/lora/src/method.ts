@@ -1,10 +1,10 @@
 import {
   adaptingFitted,
-  HookedClassifier,
-  imageSplitSource,
-  trainModel,
+  fitHookedClassifier,
+  openHookedClassifier,
   type FitContext,
   type FittedMethod,
+  type HookedClassifier,
   type HostTensor,
   type ImageSplit,
   type MethodSpec,
@@ -52,15 +52,6 @@ function fitted(hook: LoraHook, classifier: HookedClassifier): FittedLora {
   return { ...base, adaptingHooks: () => [hook.frozen()], hook, classifier, merge: () => hook.merge(classifier.vit) };
 }
 
-/** Head weights from an adapter file, or a one-line error naming the missing tensor. */
-function importHead(classifier: HookedClassifier, tensors: ReadonlyMap<string, HostTensor>): void {
-  const weight = tensors.get('head.weight');
-  const bias = tensors.get('head.bias');
-  if (!weight) throw new Error('missing tensor head.weight');
-  if (!bias) throw new Error('missing tensor head.bias');
-  classifier.head.importTensors(weight, bias);
-}
-
 /** LoRA as a method plugin: `--method lora`. */
 export const loraMethod: MethodSpec<LoraConfig> = {
   name: 'lora',
@@ -76,31 +67,14 @@ export const loraMethod: MethodSpec<LoraConfig> = {
     if (context.base) throw new Error('lora adapts the backbone itself; it cannot be stacked on another method');
     const vit = context.backbone.model;
     const hook = LoraHook.initialised(hookOptions(config, vit), context.train.seed);
-    const classifier = new HookedClassifier(vit, [hook], data.numClasses);
-    try {
-      context.announce?.(classifier.parameterCount());
-      context.log(`lora: rank ${config.rank}, alpha ${config.alpha}, targets ${hook.options.targets.join(',')}, blocks ${hook.options.blocks.join(',')}`);
-      await trainModel(classifier, imageSplitSource(data), { ...context.train, lr: context.hp.lr, weightDecay: context.hp.weightDecay });
-    } catch (error) {
-      classifier.dispose();
-      hook.dispose();
-      throw error;
-    }
-    return fitted(hook, classifier);
+    const description = `lora: rank ${config.rank}, alpha ${config.alpha}, targets ${hook.options.targets.join(',')}, blocks ${hook.options.blocks.join(',')}`;
+    return fitted(hook, await fitHookedClassifier(hook, context, data, description));
   },
 
   open(config: LoraConfig, tensors: ReadonlyMap<string, HostTensor>, context: OpenContext): FittedLora {
     if (context.base) throw new Error('lora adapts the backbone itself; it cannot be stacked on another method');
     const vit = context.backbone.model;
     const hook = LoraHook.fromTensors(hookOptions(config, vit), tensors);
-    const classifier = new HookedClassifier(vit, [hook], context.numClasses);
-    try {
-      if (!context.headless) importHead(classifier, tensors);
-    } catch (error) {
-      classifier.dispose();
-      hook.dispose();
-      throw error;
-    }
-    return fitted(hook, classifier);
+    return fitted(hook, openHookedClassifier(hook, tensors, context));
   },
 };

@@ -1,47 +1,14 @@
 import * as tf from '@tensorflow/tfjs';
-import {
-  ADAPTER_CONFIG_FILE,
-  ADAPTER_WEIGHTS_FILE,
-  getMethod,
-  initBackend,
-  loadVit,
-  openFitted,
-  readSafetensors,
-  resolveMethodConfig,
-  saveFitted,
-  writeSafetensors,
-  type FitContext,
-  type LoadedVit,
-} from '@vqt/core';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, getMethod, openFitted, readSafetensors, resolveMethodConfig, saveFitted } from '@vqt/core';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loraMethod, type FittedLora, type LoraConfig } from '../src/index.js';
-import { FIXTURE_DIR, images, maxAbsDiff, memorySplit, TINY_CHECKPOINT } from './helpers.js';
+import { FIXTURE_DIR, images, maxAbsDiff, memorySplit, methodTestBench, type MethodTestBench } from './helpers.js';
 
-let backbone: LoadedVit;
-let dir: string;
-
-function context(epochs: number, logs: string[] = []): FitContext {
-  return {
-    backbone,
-    hp: { lr: 0.05, weightDecay: 0 },
-    train: { epochs, batchSize: 4, optimizer: 'adam', warmupEpochs: 0, seed: 7, progress: 'none' },
-    runtime: { cacheBudgetBytes: 2 ** 20, spillDtype: 'float32', checkpointing: 'off' },
-    log: (line) => void logs.push(line),
-  };
-}
-
-beforeAll(async () => {
-  await initBackend({ backend: 'wasm' });
-  backbone = loadVit(TINY_CHECKPOINT);
-  dir = mkdtempSync(join(tmpdir(), 'lora-test-'));
-});
-afterAll(() => {
-  backbone.model.dispose();
-  rmSync(dir, { recursive: true, force: true });
-});
+let bench: MethodTestBench;
+beforeAll(async () => void (bench = await methodTestBench('lora-test-', FIXTURE_DIR)));
+afterAll(() => bench.dispose());
 
 describe('the lora method plugin', () => {
   it('is registered on import with PEFT-like defaults', () => {
@@ -63,7 +30,7 @@ describe('the lora method plugin', () => {
 
   it('refuses blocks the backbone does not have', async () => {
     const bad = async (partial: Partial<LoraConfig>, pattern: RegExp) =>
-      expect(loraMethod.fit(resolveMethodConfig(loraMethod, partial), context(1), memorySplit(4, 2, 32))).rejects.toThrow(pattern);
+      expect(loraMethod.fit(resolveMethodConfig(loraMethod, partial), bench.context(1), memorySplit(4, 2, 32))).rejects.toThrow(pattern);
     await bad({ blocks: [5] }, /lora.blocks has 5, but the backbone's blocks are 0..2/);
     await bad({ lastBlocks: 9 }, /lora.lastBlocks is 9, but the backbone has only 3 blocks/);
   });
@@ -74,7 +41,7 @@ describe('the lora method plugin', () => {
     let announced = 0;
     const config = resolveMethodConfig(loraMethod, { rank: 2, alpha: 4, targets: ['fc1', 'q'], lastBlocks: 2 });
     const before = tf.memory().numTensors;
-    const fitted = (await loraMethod.fit(config, { ...context(1, logs), announce: (n) => void (announced = n) }, split)) as FittedLora;
+    const fitted = (await loraMethod.fit(config, { ...bench.context(1, logs), announce: (n) => void (announced = n) }, split)) as FittedLora;
     expect(announced).toBe(2 * (2 * (48 + 48) + 2 * (48 + 192)) + 48 * 2 + 2);
     expect(fitted.trainableParameters()).toBe(announced);
     expect(logs.join('\n')).toMatch(/targets q,fc1, blocks 1,2/);
@@ -83,8 +50,8 @@ describe('the lora method plugin', () => {
     }
     expect(fitted.options()).toEqual({ rank: 2, alpha: 4, targets: ['q', 'fc1'], dropout: 0, blocks: [1, 2] });
 
-    const out = join(dir, 'fitted');
-    saveFitted(out, fitted, backbone, { training: { epochs: 1 } });
+    const out = join(bench.dir, 'fitted');
+    saveFitted(out, fitted, bench.backbone, { training: { epochs: 1 } });
     expect(JSON.parse(readFileSync(join(out, ADAPTER_CONFIG_FILE), 'utf8')).options).toEqual(fitted.options());
     const { tensors } = readSafetensors(join(out, ADAPTER_WEIGHTS_FILE));
     expect(Object.fromEntries([...tensors].map(([k, t]) => [k, t.shape]))).toEqual({
@@ -95,7 +62,7 @@ describe('the lora method plugin', () => {
       'head.weight': [2, 48], 'head.bias': [2],
     });
 
-    const reopened = openFitted(out, backbone).fitted as FittedLora;
+    const reopened = openFitted(out, bench.backbone).fitted as FittedLora;
     const x = images(3, 32, 9);
     const merged = reopened.merge();
     tf.tidy(() => {
@@ -113,27 +80,13 @@ describe('the lora method plugin', () => {
   });
 
   it('refuses adapter files with missing, extra or misshapen tensors, naming the tensor', () => {
-    const broken = (edit: (tensors: Map<string, { shape: number[]; data: Float32Array }>) => void) => {
-      const target = join(dir, `broken-${Math.random().toString(36).slice(2)}`);
-      cpSync(FIXTURE_DIR, target, { recursive: true });
-      const file = join(target, ADAPTER_WEIGHTS_FILE);
-      const { tensors } = readSafetensors(file);
-      edit(tensors);
-      writeSafetensors(file, Object.fromEntries(tensors));
-      return () => openFitted(target, backbone);
-    };
+    const broken = bench.edited;
     expect(broken((t) => t.delete('lora.blocks.2.v.lora_B'))).toThrow(/adapter_model.safetensors.*missing tensor lora.blocks.2.v.lora_B/);
     expect(broken((t) => t.set('lora.blocks.0.q.lora_A', { shape: [4, 48], data: new Float32Array(192) }))).toThrow(/unexpected tensor lora.blocks.0.q.lora_A/);
     expect(broken((t) => t.set('lora.blocks.1.fc1.lora_B', { shape: [4, 192], data: new Float32Array(768) }))).toThrow(
       /lora.blocks.1.fc1.lora_B has shape \[4, 192\], expected \[192, 4\]/,
     );
     expect(broken((t) => t.delete('head.bias'))).toThrow(/missing tensor head.bias/);
-    const target = join(dir, 'bad-config');
-    cpSync(FIXTURE_DIR, target, { recursive: true });
-    const configFile = join(target, ADAPTER_CONFIG_FILE);
-    const config = JSON.parse(readFileSync(configFile, 'utf8'));
-    config.options.rank = 8;
-    writeFileSync(configFile, JSON.stringify(config));
-    expect(() => openFitted(target, backbone)).toThrow(/adapter_model.safetensors.*lora.blocks.1.q.lora_A has shape \[4, 48\], expected \[8, 48\]/);
+    expect(bench.editedConfig((config) => void (config.options.rank = 8))).toThrow(/adapter_model.safetensors.*lora.blocks.1.q.lora_A has shape \[4, 48\], expected \[8, 48\]/);
   });
 });

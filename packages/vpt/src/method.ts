@@ -1,8 +1,7 @@
 import {
   HookedClassifier,
   adaptingFitted,
-  imageSplitSource,
-  trainModel,
+  fitHookedClassifier,
   type FittedMethod,
   type HostTensor,
   type MethodOption,
@@ -49,17 +48,9 @@ function vptSpec(name: 'vpt' | 'vpt-shallow', defaults: Readonly<VptConfig>, des
       if (data.imageSize !== vit.config.imageSize) {
         throw new Error(`${data.id}: images are ${data.imageSize}px, the backbone takes ${vit.config.imageSize}px`);
       }
-      const { hook, classifier } = build(vit, { ...config, seed: config.seed ?? context.train.seed }, data.numClasses);
-      try {
-        context.announce?.(classifier.parameterCount());
-        context.log(`${name}: ${hook.numPrompts} prompts, ${describeBlocks(hook)}, ${hook.parameterCount()} prompt parameters`);
-        await trainModel(classifier, imageSplitSource(data), { ...context.train, lr: context.hp.lr, weightDecay: context.hp.weightDecay });
-      } catch (error) {
-        classifier.dispose();
-        hook.dispose();
-        throw error;
-      }
-      return fitted(name, hook, classifier);
+      const hook = vptHook(vit, { ...config, seed: config.seed ?? context.train.seed });
+      const description = `${name}: ${hook.numPrompts} prompts, ${describeBlocks(hook)}, ${hook.parameterCount()} prompt parameters`;
+      return fitted(name, hook, await fitHookedClassifier(hook, context, data, description));
     },
     open(config, tensors, context) {
       return openVpt(name, config, tensors, context);
@@ -77,9 +68,13 @@ export const vptShallowMethod: MethodSpec<VptConfig> = vptSpec(
   'VPT-Shallow: learnable prompt tokens inserted once at the input and carried through the frozen ViT',
 );
 
-function build(vit: VisionTransformer, config: VptConfig, numClasses: number): { hook: VptHook; classifier: HookedClassifier } {
+function vptHook(vit: VisionTransformer, config: VptConfig): VptHook {
   const { depth, dim, patchSize } = vit.config;
-  const hook = new VptHook({ depth, dim, patchSize }, config);
+  return new VptHook({ depth, dim, patchSize }, config);
+}
+
+function build(vit: VisionTransformer, config: VptConfig, numClasses: number): { hook: VptHook; classifier: HookedClassifier } {
+  const hook = vptHook(vit, config);
   try {
     return { hook, classifier: new HookedClassifier(vit, [hook], numClasses) };
   } catch (error) {
@@ -146,13 +141,7 @@ function openOn(
   const { hook, classifier } = build(vit, config, where.numClasses);
   try {
     hook.setPrompts(tensors.get(VPT_PROMPTS_TENSOR)!, `${where.file}: ${VPT_PROMPTS_TENSOR}`);
-    if (!where.headless) {
-      try {
-        classifier.head.importTensors(tensors.get('head.weight')!, tensors.get('head.bias')!);
-      } catch (error) {
-        throw new Error(`${where.file}: head.weight/head.bias: ${(error as Error).message}`);
-      }
-    }
+    if (!where.headless) classifier.head.importFromAdapter(tensors, where.file);
   } catch (error) {
     classifier.dispose();
     hook.dispose();

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { epochOrder, expectFloat32, readNpy, type HostTensor, type ImageSplit, type VitConfig } from '@vqt/core';
+import { arrayImageSplit, expectFloat32, readNpy, type HostTensor, type ImageSplit, type VitConfig } from '@vqt/core';
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,21 +55,7 @@ export function memorySplit(n: number, size: number, seed = 1): ImageSplit {
   const plane = size * size;
   const labels = Int32Array.from({ length: n }, (_, i) => i % 2);
   for (let i = 0; i < n; i++) for (let j = 0; j < plane; j++) images[i * floats + j] += labels[i] ? 0.5 : -0.5;
-  return {
-    id: `memory:${seed}`,
-    size: n,
-    numClasses: 2,
-    imageSize: size,
-    async *batches(batchSize, options = {}) {
-      const order = epochOrder(n, { shuffle: options.shuffle ?? false, seed: options.seed ?? 0, epoch: 0 });
-      for (let start = 0; start < n; start += batchSize) {
-        const picked = order.subarray(start, Math.min(n, start + batchSize));
-        const out = new Float32Array(picked.length * floats);
-        picked.forEach((index, k) => out.set(images.subarray(index * floats, (index + 1) * floats), k * floats));
-        yield { images: out, labels: Int32Array.from(picked, (index) => labels[index]) };
-      }
-    },
-  };
+  return arrayImageSplit(images, labels, size, { numClasses: 2, id: `memory:${seed}` });
 }
 
 /** Mean cross-entropy of logits [B, C] against integer labels (as torch's F.cross_entropy). */

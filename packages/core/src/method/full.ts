@@ -5,7 +5,7 @@ import { resolveAdaptedBlocks } from './blocks.js';
 import { registerMethod } from './registry.js';
 import type { FittedMethod, MethodSpec } from './spec.js';
 import { trainModel } from '../train/trainer.js';
-import { VisionTransformer } from '../vit/vit.js';
+import { cloneParams, VisionTransformer } from '../vit/vit.js';
 
 /** Full fine-tuning: every backbone parameter trains, or only those of the last k blocks (with the final norm). */
 export interface FullConfig {
@@ -16,14 +16,8 @@ const PREFIX = 'full.';
 
 /** A copy of the backbone with its own tensors: fine-tuning must not change the shared frozen model. */
 function copyOf(vit: VisionTransformer): VisionTransformer {
-  const copy = (value: unknown): unknown => {
-    if (value instanceof tf.Tensor) return tf.clone(value);
-    if (Array.isArray(value)) return value.map(copy);
-    if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, copy(v)]));
-    return value;
-  };
   const { head: _head, ...params } = vit.params;
-  const model = new VisionTransformer(vit.config, copy(params) as typeof vit.params);
+  const model = new VisionTransformer(vit.config, cloneParams(params));
   model.checkpointing = vit.checkpointing;
   model.checkpointBudgetBytes = vit.checkpointBudgetBytes;
   return model;
@@ -108,12 +102,7 @@ export function createFullMethod(): MethodSpec<FullConfig> {
           tf.tidy(() => variable.assign(fromFile(name, host, variable)));
         }
         const classifier = classifierFor(vit, trained, context.numClasses);
-        if (!context.headless) {
-          const weight = tensors.get('head.weight');
-          const bias = tensors.get('head.bias');
-          if (!weight || !bias) throw new Error(`${context.file}: missing tensor ${weight ? 'head.bias' : 'head.weight'}`);
-          classifier.head.importTensors(weight, bias);
-        }
+        if (!context.headless) classifier.head.importFromAdapter(tensors, context.file);
         return fittedFull(vit, classifier, trained, config);
       } catch (error) {
         vit.dispose();

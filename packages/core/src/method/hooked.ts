@@ -1,11 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
+import type { HostTensor } from '../io/types.js';
 import type { Hook, HookContext } from '../hooks.js';
 import { LinearHead } from '../train/linear-head.js';
 import { mixSeed } from '../train/rng.js';
-import { evaluateModel } from '../train/trainer.js';
+import { evaluateModel, trainModel } from '../train/trainer.js';
 import type { DataSource, EvalResult, LabeledBatch, TrainableModel } from '../train/types.js';
 import type { VisionTransformer } from '../vit/vit.js';
-import type { FittedMethod, ImageSplit } from './spec.js';
+import type { FitContext, FittedMethod, ImageSplit, OpenContext } from './spec.js';
 
 /** Normalised images [B, 3, S, S] with their labels. */
 export interface ImageBatch extends LabeledBatch {
@@ -88,6 +89,55 @@ export class HookedClassifier implements TrainableModel<ImageBatch> {
   dispose(): void {
     this.head.dispose();
   }
+}
+
+/** A hook that owns tensors: an adapting method's fit or open frees it when it fails. */
+export type DisposableHook = Hook & { dispose(): void };
+
+/** A HookedClassifier around `hook`; when it cannot be built the hook is freed. */
+function classifierAround(hook: DisposableHook, vit: VisionTransformer, numClasses: number): HookedClassifier {
+  try {
+    return new HookedClassifier(vit, [hook], numClasses);
+  } catch (error) {
+    hook.dispose();
+    throw error;
+  }
+}
+
+/**
+ * An adapting method's fit: `hook` and a new linear head on the context's backbone, trained with the
+ * context's recipe after announcing the trainable count and logging `description`. On failure the
+ * head and the hook are freed before the error is rethrown.
+ */
+export async function fitHookedClassifier(hook: DisposableHook, context: FitContext, data: ImageSplit, description: string): Promise<HookedClassifier> {
+  const classifier = classifierAround(hook, context.backbone.model, data.numClasses);
+  try {
+    context.announce?.(classifier.parameterCount());
+    context.log(description);
+    await trainModel(classifier, imageSplitSource(data), { ...context.train, lr: context.hp.lr, weightDecay: context.hp.weightDecay });
+  } catch (error) {
+    classifier.dispose();
+    hook.dispose();
+    throw error;
+  }
+  return classifier;
+}
+
+/**
+ * An adapting method's open: `hook` (already read from the adapter's tensors) and the file's head on
+ * the context's backbone; the headless base of a stack keeps a fresh head. On failure the head and
+ * the hook are freed before the error is rethrown.
+ */
+export function openHookedClassifier(hook: DisposableHook, tensors: ReadonlyMap<string, HostTensor>, context: OpenContext): HookedClassifier {
+  const classifier = classifierAround(hook, context.backbone.model, context.numClasses);
+  try {
+    if (!context.headless) classifier.head.importFromAdapter(tensors, context.file);
+  } catch (error) {
+    classifier.dispose();
+    hook.dispose();
+    throw error;
+  }
+  return classifier;
 }
 
 /** The parts of an adapting method that `adaptingFitted` turns into a FittedMethod. */

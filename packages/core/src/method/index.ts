@@ -6,10 +6,13 @@ export {
   HookedClassifier,
   adaptingFitted,
   evaluateFitted,
+  fitHookedClassifier,
   frozenHook,
   imageSplitSource,
+  openHookedClassifier,
   predict,
   type AdaptingFittedParts,
+  type DisposableHook,
   type ImageBatch,
   type Prediction,
 } from './hooked.js';

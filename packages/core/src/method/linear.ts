@@ -65,10 +65,7 @@ export function createLinearMethod(): MethodSpec<LinearConfig> {
     },
     open(_config, tensors, context) {
       const head = new LinearHead(context.backbone.model.config.dim, context.numClasses, 'linear');
-      const weight = tensors.get('head.weight');
-      const bias = tensors.get('head.bias');
-      if (!weight || !bias) throw new Error(`${context.file}: missing tensor ${weight ? 'head.bias' : 'head.weight'}`);
-      head.importTensors(weight, bias);
+      head.importFromAdapter(tensors, context.file);
       return fittedProbe(context.backbone.model, head);
     },
   };

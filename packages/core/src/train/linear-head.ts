@@ -1,4 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
+import { FileFormatError } from '../io/errors.js';
+import type { HostTensor } from '../io/types.js';
 import { linear } from '../ops/linear.js';
 import { epochOrder } from './rng.js';
 import type { DataSource, LabeledBatch, TrainableModel } from './types.js';
@@ -41,6 +43,22 @@ export class LinearHead {
       this.weight.assign(tf.transpose(tf.tensor2d(weight.data, [this.classes, this.features])));
       this.bias.assign(tf.tensor1d(bias.data));
     });
+  }
+
+  /**
+   * The head an adapter file holds: `head.weight` [classes, features] and `head.bias` [classes]
+   * (torch layout). A missing or misshapen tensor is a one-line error naming `file`.
+   */
+  importFromAdapter(tensors: ReadonlyMap<string, HostTensor>, file: string): void {
+    const weight = tensors.get('head.weight');
+    const bias = tensors.get('head.bias');
+    if (!weight) throw new FileFormatError(file, 'missing tensor head.weight');
+    if (!bias) throw new FileFormatError(file, 'missing tensor head.bias');
+    try {
+      this.importTensors(weight, bias);
+    } catch (error) {
+      throw new FileFormatError(file, (error as Error).message);
+    }
   }
 
   dispose(): void {

@@ -432,6 +432,21 @@ function wantsTap(hooks: readonly Hook[], point: TapPoint): boolean {
   return hooks.some((h) => h.tap && (!h.tapPoints || h.tapPoints.includes(point)));
 }
 
+/**
+ * A copy of a parameter tree (plain objects and arrays, as VitParams) with every tensor cloned, so
+ * the copy can be fine-tuned, merged into or disposed without touching the original. New tensors:
+ * the caller disposes them (or clones inside a tidy and returns them).
+ */
+export function cloneParams<T>(tree: T): T {
+  const copy = (value: unknown): unknown => {
+    if (value instanceof tf.Tensor) return tf.clone(value);
+    if (Array.isArray(value)) return value.map(copy);
+    if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, copy(v)]));
+    return value;
+  };
+  return copy(tree) as T;
+}
+
 function collectTensors(value: unknown): tf.Tensor[] {
   if (value instanceof tf.Tensor) return [value];
   if (Array.isArray(value)) return value.flatMap(collectTensors);
