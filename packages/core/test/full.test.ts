@@ -98,13 +98,25 @@ describe('full fine-tuning', () => {
       tensors.delete('head.bias');
       writeSafetensors(file, tensors);
       let message = '';
+      const tensorsBefore = tf.memory().numTensors;
       try {
         openFitted(dir, backbone).fitted.dispose();
       } catch (error) {
         message = (error as Error).message;
       }
       expect(message).toBe(`${file}: missing tensor head.bias`);
+      // The refused open frees what it had made (the backbone copy, the head).
+      expect(tf.memory().numTensors).toBe(tensorsBefore);
     }
+  });
+
+  it('a fit that fails frees its copy of the backbone', async () => {
+    const { split, images } = data();
+    images.dispose();
+    const tensorsBefore = tf.memory().numTensors;
+    const failing = { epochs: 2, batchSize: 4, optimizer: 'adam' as const, warmupEpochs: 0, seed: 0, progress: 'none' as const, onEpochEnd: () => { throw new Error('stop here'); } };
+    await expect(fullMethod.fit({}, { backbone, hp: { lr: 0.01, weightDecay: 0 }, train: failing, runtime, log: () => {} }, split)).rejects.toThrow('stop here');
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
   });
 
   it('cloneParams copies every tensor of a parameter tree: the copy runs the same and is disposed on its own', () => {

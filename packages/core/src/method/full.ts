@@ -82,14 +82,23 @@ export function createFullMethod(): MethodSpec<FullConfig> {
     options: [{ key: 'lastBlocks', flag: 'last-blocks', kind: 'int', min: 1, optional: true, description: 'adapt only the last k blocks (earlier blocks stay off the tape)' }],
     async fit(config, context, data) {
       const vit = copyOf(context.backbone.model);
-      const trained = vit.makeTrainable(selector(config, vit.config.depth));
-      const classifier = classifierFor(vit, trained, data.numClasses);
-      context.announce?.(classifier.parameterCount());
-      await trainModel(classifier, imageSplitSource(data), { ...context.train, lr: context.hp.lr, weightDecay: context.hp.weightDecay });
-      return fittedFull(vit, classifier, trained, config);
+      let classifier: HookedClassifier | undefined;
+      try {
+        const trained = vit.makeTrainable(selector(config, vit.config.depth));
+        classifier = classifierFor(vit, trained, data.numClasses);
+        context.announce?.(classifier.parameterCount());
+        await trainModel(classifier, imageSplitSource(data), { ...context.train, lr: context.hp.lr, weightDecay: context.hp.weightDecay });
+        return fittedFull(vit, classifier, trained, config);
+      } catch (error) {
+        // The copy is a whole backbone (344 MB at ViT-B): a failed fit must not keep it.
+        classifier?.dispose();
+        vit.dispose();
+        throw error;
+      }
     },
     open(config, tensors, context) {
       const vit = copyOf(context.backbone.model);
+      let classifier: HookedClassifier | undefined;
       try {
         const trained = vit.makeTrainable(selector(config, vit.config.depth));
         const expected = new Set([...trained.keys()].map((name) => `${PREFIX}${name}`));
@@ -101,10 +110,11 @@ export function createFullMethod(): MethodSpec<FullConfig> {
           if (host.data.length !== variable.size) throw new Error(`${context.file}: ${PREFIX}${name}: ${host.data.length} values, the backbone's parameter has ${variable.size}`);
           tf.tidy(() => variable.assign(fromFile(name, host, variable)));
         }
-        const classifier = classifierFor(vit, trained, context.numClasses);
+        classifier = classifierFor(vit, trained, context.numClasses);
         if (!context.headless) classifier.head.importFromAdapter(tensors, context.file);
         return fittedFull(vit, classifier, trained, config);
       } catch (error) {
+        classifier?.dispose();
         vit.dispose();
         throw error;
       }

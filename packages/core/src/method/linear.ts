@@ -65,7 +65,12 @@ export function createLinearMethod(): MethodSpec<LinearConfig> {
     },
     open(_config, tensors, context) {
       const head = new LinearHead(context.backbone.model.config.dim, context.numClasses, 'linear');
-      head.importFromAdapter(tensors, context.file);
+      try {
+        head.importFromAdapter(tensors, context.file);
+      } catch (error) {
+        head.dispose();
+        throw error;
+      }
       return fittedProbe(context.backbone.model, head);
     },
   };
