@@ -119,4 +119,21 @@ describe('per-block gradient checkpointing', () => {
     expect(vit.trainingPlan([], 8).tapedBlocks).toBe(0);
     tf.dispose(variables);
   });
+
+  it('leaves room for the gradients of trainable backbone weights (full fine-tuning) before sizing chunks', () => {
+    const tuned = randomVit(TINY, 3);
+    const trained = tuned.makeTrainable();
+    const gradientBytes = 2 * 4 * [...trained.values()].reduce((n, v) => n + v.size, 0);
+    const perImageBlock = blockActivationBytes(1, tuned.numTokens, TINY.dim, TINY.heads, TINY.mlpRatio);
+    // The same activation room as the hooks above once the gradients are set aside: chunks of 2.
+    tuned.checkpointBudgetBytes = gradientBytes + 2.5 * perImageBlock;
+    expect(tuned.trainingPlan([], 8)).toEqual({ tapedBlocks: TINY.depth, checkpointed: true, microBatch: 2 });
+    // The frozen model with the same budget has the gradients' room for activations too.
+    vit.checkpointBudgetBytes = gradientBytes + 2.5 * perImageBlock;
+    const { hooks, variables } = adaptingHooks(TINY.dim, TINY.depth);
+    expect(vit.trainingPlan(hooks, 8).microBatch).toBeGreaterThan(2);
+    vit.checkpointBudgetBytes = undefined;
+    tf.dispose(variables);
+    tuned.dispose();
+  });
 });

@@ -341,7 +341,7 @@ export class VisionTransformer {
     if (tapedBlocks === 0) return { tapedBlocks, checkpointed: false, microBatch: batch };
     const { dim, heads, mlpRatio } = this.config;
     const perBlock = blockActivationBytes(batch, this.numTokens, dim, heads, mlpRatio);
-    const budget = this.checkpointBudgetBytes ?? defaultCheckpointBudget();
+    const budget = this.activationBudget(hooks);
     if (perBlock * tapedBlocks <= budget) return { tapedBlocks, checkpointed: false, microBatch: batch };
     const checkpointed = this.checkpointing !== 'off' && canCheckpoint(hooks);
     const alive = checkpointed ? 1 : tapedBlocks;
@@ -355,7 +355,21 @@ export class VisionTransformer {
     if (mode === 'on') return true;
     const { dim, heads, mlpRatio } = this.config;
     const perBlock = blockActivationBytes(batch, this.numTokens, dim, heads, mlpRatio);
-    return perBlock * (this.blocks.length - firstTaped) > (this.checkpointBudgetBytes ?? defaultCheckpointBudget());
+    return perBlock * (this.blocks.length - firstTaped) > this.activationBudget(hooks);
+  }
+
+  /**
+   * The budget left for activations: the checkpoint budget less a step's gradient buffers (each
+   * trainable variable's gradient and, under micro-batching, its running sum). Negligible for
+   * adapters; for full fine-tuning of ViT-B/16 it is 2 x 344 MB, which with the weights, their copy
+   * and Adam's state exhausted the 4 GiB wasm heap at 12-image chunks. At least a quarter remains.
+   */
+  private activationBudget(hooks: readonly Hook[]): number {
+    const budget = this.checkpointBudgetBytes ?? defaultCheckpointBudget();
+    const own = collectTensors(this.params).filter((t) => t instanceof tf.Variable && t.trainable);
+    const variables = new Set<tf.Tensor>([...own, ...hooks.flatMap((h) => h.trainableVariables())]);
+    const gradientBytes = 2 * 4 * [...variables].reduce((n, v) => n + v.size, 0);
+    return Math.max(budget / 4, budget - gradientBytes);
   }
 
   private firstTapedBlock(hooks: readonly Hook[], planning = false): number {
