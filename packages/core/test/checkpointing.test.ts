@@ -115,6 +115,10 @@ describe('per-block gradient checkpointing', () => {
     vit.checkpointing = 'off';
     expect(vit.trainingPlan(hooks, 8)).toEqual({ tapedBlocks: TINY.depth, checkpointed: false, microBatch: 1 });
     vit.checkpointing = 'auto';
+    // One taped block (an adapter on the last block only): chunks, but no checkpointing, which would
+    // recompute the block and save nothing.
+    const lastOnly: Hook = { name: 'last', trainableVariables: () => [variables[0]], firstAdaptedBlock: () => TINY.depth - 1, linearDelta: () => undefined };
+    expect(vit.trainingPlan([lastOnly], 8)).toEqual({ tapedBlocks: 1, checkpointed: false, microBatch: 2 });
     vit.checkpointBudgetBytes = undefined;
     expect(vit.trainingPlan([], 8).tapedBlocks).toBe(0);
     tf.dispose(variables);

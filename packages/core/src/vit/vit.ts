@@ -343,7 +343,8 @@ export class VisionTransformer {
     const perBlock = blockActivationBytes(batch, this.numTokens, dim, heads, mlpRatio);
     const budget = this.activationBudget(hooks);
     if (perBlock * tapedBlocks <= budget) return { tapedBlocks, checkpointed: false, microBatch: batch };
-    const checkpointed = this.checkpointing !== 'off' && canCheckpoint(hooks);
+    // One taped block gains nothing from checkpointing (its recomputation holds the same activations).
+    const checkpointed = tapedBlocks > 1 && this.checkpointing !== 'off' && canCheckpoint(hooks);
     const alive = checkpointed ? 1 : tapedBlocks;
     return { tapedBlocks, checkpointed, microBatch: Math.max(1, Math.min(batch, Math.floor((batch * budget) / (perBlock * alive)))) };
   }
@@ -353,6 +354,7 @@ export class VisionTransformer {
     const mode = options.checkpointing ?? this.checkpointing;
     if (mode === 'off' || firstTaped >= this.blocks.length || !canCheckpoint(hooks)) return false;
     if (mode === 'on') return true;
+    if (this.blocks.length - firstTaped < 2) return false;
     const { dim, heads, mlpRatio } = this.config;
     const perBlock = blockActivationBytes(batch, this.numTokens, dim, heads, mlpRatio);
     return perBlock * (this.blocks.length - firstTaped) > this.activationBudget(hooks);
