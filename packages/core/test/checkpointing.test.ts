@@ -124,6 +124,26 @@ describe('per-block gradient checkpointing', () => {
     tf.dispose(variables);
   });
 
+  it('full fine-tuning, checkpointed: each block returns gradients for its own weights only (no zeros for the others)', async () => {
+    const tuned = randomVit(TINY, 5);
+    const variables = [...tuned.makeTrainable().values()];
+    const hooks: Hook[] = [{ name: 'full', trainableVariables: () => variables }];
+    const x = images(2, TINY.imageSize, 7);
+    const step = (checkpointing: 'on' | 'off') =>
+      tf.tidy(() => {
+        const { value, grads } = tf.variableGrads(() => tf.sum(tuned.forward(x, { hooks, training: true, seed: 1, checkpointing }).cls) as tf.Scalar, variables);
+        return [value, ...variables.map((v) => grads[v.name])];
+      });
+    // A plain backward makes no zeros either (the count is the same without checkpointing).
+    const zeros = async (mode: 'on' | 'off') => (await tf.profile(() => void tf.dispose(step(mode)))).kernels.filter((k) => k.name === 'ZerosLike').length;
+    expect(await zeros('on')).toBe(await zeros('off'));
+    // The same gradients as without checkpointing.
+    const [plain, checkpointedRun] = [step('off'), step('on')];
+    plain.forEach((g, i) => expect(maxAbsDiff(g, checkpointedRun[i])).toBeLessThan(1e-5));
+    tf.dispose([...plain, ...checkpointedRun, x]);
+    tuned.dispose();
+  });
+
   it('leaves room for the gradients of trainable backbone weights (full fine-tuning) before sizing chunks', () => {
     const tuned = randomVit(TINY, 3);
     const trained = tuned.makeTrainable();

@@ -257,8 +257,12 @@ export class VisionTransformer {
     });
 
     const checkpoint = this.checkpointTapedBlocks(hooks, options, batch, firstTaped);
-    const hookVariables = checkpoint ? [...new Set(hooks.flatMap((h) => h.trainableVariables()))] : [];
-    // A recomputed block computes gradients for what it reads: the hooks' variables, and its own weights when trainable.
+    // A recomputed block computes gradients for what it reads: the hooks' variables, and its own weights
+    // when trainable. Backbone weights a hook reports (full fine-tuning's hook lists all of them) count
+    // only for their own block: every other block would return a zero gradient for each of them, and
+    // at ViT-B that is a whole model of zeros per block.
+    const backboneVariables = checkpoint ? new Set(collectTensors(this.params)) : new Set<tf.Tensor>();
+    const hookVariables = checkpoint ? [...new Set(hooks.flatMap((h) => h.trainableVariables()))].filter((v) => !backboneVariables.has(v)) : [];
     const trainableOf = (m: number) => [...hookVariables, ...collectTensors(this.params.blocks[m]).filter((t): t is tf.Variable => t instanceof tf.Variable && t.trainable)];
     for (let m = 0; m < this.blocks.length; m++) {
       const block = this.blocks[m];
