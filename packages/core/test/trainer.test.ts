@@ -13,6 +13,8 @@ import {
   seededRandom,
   sliceBatch,
   trainModel,
+  createOptimizer,
+  peakNewBufferBytes,
   warmupCosineLr,
   type StepProfile,
   type TrainOptions,
@@ -209,5 +211,29 @@ describe('VTAB protocol', () => {
     expect(result.best).toEqual({ lr: 0.01, weightDecay: 1e-3 });
     expect(calls.at(-1)).toBe('train800val200:0.01:0.001');
     expect(result.testTop1).toBe(0.5);
+  });
+
+  it('Adam updates one weight at a time: the same steps as tfjs\'s Adam, without every weight\'s temporaries alive at once', async () => {
+    const make = () => [tf.variable(tf.randomNormal([64, 32], 0, 1, 'float32', 1)), tf.variable(tf.randomNormal([32], 0, 1, 'float32', 2)), tf.variable(tf.randomNormal([32, 64], 0, 1, 'float32', 3))];
+    const ours = make();
+    const theirs = make();
+    const optimizers = [createOptimizer('adam', 0.01), tf.train.adam(0.01, 0.9, 0.999, 1e-8)];
+    const grads = (step: number) => ours.map((v, i) => tf.randomNormal(v.shape, 0, 1, 'float32', 1 + 100 * step + i));
+    for (let step = 0; step < 3; step++) {
+      for (const [k, variables] of [ours, theirs].entries()) {
+        const g = grads(step);
+        optimizers[k].applyGradients(variables.map((v, i) => ({ name: v.name, tensor: g[i] })));
+        tf.dispose(g);
+      }
+    }
+    ours.forEach((v, i) => expect(Array.from(v.dataSync())).toEqual(Array.from(theirs[i].dataSync())));
+    // The peak of one update: about one weight's temporaries, not every weight's.
+    const g = grads(3);
+    const peak = await peakNewBufferBytes(() => optimizers[0].applyGradients(ours.map((v, i) => ({ name: v.name, tensor: g[i] }))));
+    expect(peak).toBeLessThan(20 * 64 * 32 * 4); // one [64, 32] weight's temporaries
+    const theirPeak = await peakNewBufferBytes(() => optimizers[1].applyGradients(theirs.map((v, i) => ({ name: v.name, tensor: g[i] }))));
+    expect(theirPeak).toBeGreaterThan(peak * 1.5);
+    tf.dispose([...g, ...ours, ...theirs]);
+    optimizers.forEach((o) => o.dispose());
   });
 });
