@@ -2,7 +2,10 @@
 // adapting method also limited to its last k blocks (the paper's Fig. 3b), through the same
 // registry and trainer that `vqt train` uses. Each configuration runs in its own process: the wasm
 // heap only grows, so a process's max RSS belongs to one method alone.
-// Usage: node dist/method-memory.js [--preset vit_base_patch16_224] [--batch 32] [--last 1,2,4] [--methods vqt,vpt,...]
+// Usage: node dist/method-memory.js [--preset vit_base_patch16_224] [--batch 32] [--last 1,2,4 | none] [--methods vqt,vpt,...]
+//        [--budget-gib G]: the activation budget that decides checkpointing and micro-batches (default:
+//        core's, 1 GiB on wasm); a large one (1000) measures the plain step, the whole batch taped at once.
+//        [--tag T]: appended to the result file names.
 import '@vqt/adaptformer';
 import '@vqt/lora';
 import '@vqt/vpt';
@@ -21,10 +24,12 @@ interface Configuration {
 
 const preset = flag('preset', 'vit_base_patch16_224');
 const batch = Number(flag('batch', '32'));
-const lastBlocks = flag('last', '1,2,4').split(',').map(Number);
+const lastBlocks = flag('last', '1,2,4').split(',').filter((k) => k && k !== 'none').map(Number); // --last none: whole methods only
 const methods = flag('methods', 'linear,vqt,vpt,adaptformer,lora,full').split(',');
 const childTimeoutS = Number(flag('child-timeout-s', '3600'));
 const child = flag('child', '');
+const budgetGib = flag('budget-gib', '');
+const tag = flag('tag', ''); // a suffix for the result files, so a partial rerun does not replace a whole run's
 
 function configurations(): Configuration[] {
   // Every method whole first, then the adapting ones limited to their last k blocks.
@@ -41,6 +46,7 @@ async function measure(configuration: Configuration): Promise<Record<string, num
   await initBackend();
   const config = presetConfig(preset);
   const vit = randomVit(config);
+  if (budgetGib) vit.checkpointBudgetBytes = Number(budgetGib) * 2 ** 30;
   const backbone = { model: vit, sha256: '0'.repeat(64), name: preset, file: preset } as unknown as LoadedVit;
   const side = config.imageSize;
   const data = arrayImageSplit(randomImages([batch, 3, side, side], 1), Int32Array.from({ length: batch }, (_, i) => i % 10), side, { numClasses: 10 });
@@ -99,9 +105,10 @@ if (child) {
 
 const backend = await initBackend();
 const rows: Record<string, number | string>[] = [];
-const partial = `${RESULTS_DIR}/method-memory-${preset}-b${batch}.partial.json`;
+const name = `method-memory-${preset}-b${batch}${budgetGib ? `-budget${budgetGib}g` : ''}${tag ? `-${tag}` : ''}`;
+const partial = `${RESULTS_DIR}/${name}.partial.json`;
 for (const configuration of configurations()) {
-  const run = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', JSON.stringify(configuration), '--preset', preset, '--batch', String(batch)], {
+  const run = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', JSON.stringify(configuration), '--preset', preset, '--batch', String(batch), ...(budgetGib ? ['--budget-gib', budgetGib] : [])], {
     encoding: 'utf8',
     maxBuffer: 64 * 2 ** 20,
     timeout: childTimeoutS * 1000,
@@ -122,9 +129,10 @@ const ratio = (label: string) => {
   const v = stepOf('vqt');
   return typeof a === 'number' && typeof v === 'number' ? +(a / v).toFixed(2) : null;
 };
-report(`method-memory-${preset}-b${batch}`, backend, rows, {
+report(name, backend, rows, {
   preset,
   batch,
+  activationBudgetBytes: budgetGib ? Number(budgetGib) * 2 ** 30 : "core's default (1 GiB on wasm)",
   ratios: { 'vpt / vqt': ratio('vpt'), 'adaptformer / vqt': ratio('adaptformer'), 'lora / vqt': ratio('lora'), 'full / vqt': ratio('full') },
   goals: 'VPT-Deep / VQT >= 6 and AdaptFormer / VQT >= 8 by the step measure (paper, on GPU: 3.8x and 5.9x)',
   measures:

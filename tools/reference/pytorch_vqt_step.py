@@ -1,4 +1,5 @@
-"""Timing anchor for bench:vqt-vs-pytorch: one VQT training step as the official code runs it.
+"""Timing anchor for bench:vqt-vs-pytorch: one VQT training step as the official code runs it,
+a frozen forward, and one full fine-tuning step (every weight trained, head on the final CLS).
 
 Written from docs/METHOD.md, independent of the TypeScript code. The whole frozen backbone stays
 in the autograd graph (the reference implementation does not detach it), per block the T query
@@ -106,10 +107,26 @@ def main():
             vit(images)
         return time.perf_counter() - started
 
+    # Full fine-tuning: every backbone weight trainable, a head on the final CLS, the same Adam.
+    tuned = Vit()
+    full_head = torch.nn.Linear(dim, args.classes)
+    full_optimizer = torch.optim.Adam([*tuned.parameters(), *full_head.parameters()], lr=1e-4, weight_decay=1e-4)
+
+    def full_step():
+        started = time.perf_counter()
+        cls, _ = tuned(images)
+        loss = F.cross_entropy(full_head(cls), labels)
+        full_optimizer.zero_grad()
+        loss.backward()
+        full_optimizer.step()
+        return time.perf_counter() - started
+
     step()
     forward()
     steps = [step() for _ in range(args.steps)]
     forwards = [forward() for _ in range(args.steps)]
+    full_step()
+    full_steps = [full_step() for _ in range(args.steps)]
     print(json.dumps({
         'torch': torch.__version__,
         'threads': torch.get_num_threads(),
@@ -120,6 +137,8 @@ def main():
         'vqtStepRuns': steps,
         'forwardSecondsPerBatch': statistics.median(forwards),
         'forwardRuns': forwards,
+        'fullStepSecondsPerImage': statistics.median(full_steps) / args.batch,
+        'fullStepRuns': full_steps,
     }))
 
 
