@@ -8,12 +8,19 @@ import { customOp } from './custom-op.js';
  * no gradient flows to them.
  */
 
-/** Frozen per-head weights in both orientations, so neither pass needs a transpose. */
-export interface HeadWeightPair {
-  /** What the forward multiplies by. */
-  forward: tf.Tensor2D;
-  /** Its transpose, for the input gradient. */
-  backward: tf.Tensor2D;
+/**
+ * Frozen per-head weights in the orientation each pass multiplies by, so neither needs a transpose.
+ * The backward pass's are derived again from `source` when it runs rather than kept from the
+ * forward: kept, they were 54 of the 190 MiB of a cached VQT step (ViT-B/16, batch 32), every
+ * block's alive at once for a few host copies per block.
+ */
+export interface FrozenHeadWeights {
+  /** The frozen weight the slices come from; saved (a buffer-sharing clone) for the backward pass. */
+  source: tf.Tensor2D;
+  /** What the forward multiplies by, per head. The caller owns (and disposes) them. */
+  forward: readonly tf.Tensor2D[];
+  /** Their transposes, per head, derived from source in the backward pass and disposed there. */
+  backward: (source: tf.Tensor2D) => tf.Tensor2D[];
 }
 
 /**
@@ -21,20 +28,19 @@ export interface HeadWeightPair {
  * shared by every image) and heads[h].forward = Wk_h^T [d, D].
  * Returns [H T, D] (shared) or [B, H T, D] (per image), rows head-major within an image.
  */
-export function perHeadKeyQueries(q: tf.Tensor2D, heads: readonly HeadWeightPair[], batch: number, count: number, perImage: boolean): tf.Tensor {
-  const H = heads.length;
+export function perHeadKeyQueries(q: tf.Tensor2D, heads: FrozenHeadWeights, batch: number, count: number, perImage: boolean): tf.Tensor {
+  const H = heads.forward.length;
   const [rows, width] = q.shape;
   const d = width / H;
-  const dim = heads[0].forward.shape[1];
+  const dim = heads.forward[0].shape[1];
   const images = perImage ? batch : 1;
-  if (rows !== images * count || d !== heads[0].forward.shape[0]) {
-    throw new Error(`perHeadKeyQueries: queries [${q.shape.join(', ')}] do not fit ${H} heads of [${heads[0].forward.shape.join(', ')}] for ${images} x ${count} rows`);
+  if (rows !== images * count || d !== heads.forward[0].shape[0]) {
+    throw new Error(`perHeadKeyQueries: queries [${q.shape.join(', ')}] do not fit ${H} heads of [${heads.forward[0].shape.join(', ')}] for ${images} x ${count} rows`);
   }
   const op = customOp(([input], save) => {
-    // Saved (clones sharing the buffers) so weights derived per call outlive the caller's tidy until the backward pass.
-    save(heads.map((w) => w.backward));
+    save([heads.source]);
     const pieces = splitColumns(input as tf.Tensor2D, H);
-    const products = pieces.map((piece, h) => tf.matMul(piece, heads[h].forward)); // [rows, D]
+    const products = pieces.map((piece, h) => tf.matMul(piece, heads.forward[h])); // [rows, D]
     const stacked = tf.stack(products); // [H, rows, D]
     const value = perImage ? headMajorPerImage(stacked, H, images, count, dim) : tf.reshape(stacked, [H * count, dim]);
     tf.dispose([...pieces, ...products, stacked]);
@@ -44,7 +50,8 @@ export function perHeadKeyQueries(q: tf.Tensor2D, heads: readonly HeadWeightPair
         tf.tidy(() => {
           const byHead = perImage ? tf.transpose(tf.reshape(dy, [images, H, count, dim]), [1, 0, 2, 3]) : dy;
           const dyHeads = splitLeading(tf.reshape(byHead, [H, rows, dim]) as tf.Tensor3D);
-          return tf.concat(dyHeads.map((g, h) => tf.matMul(g, saved[h] as tf.Tensor2D)), 1); // [rows, H d]
+          const weights = heads.backward(saved[0] as tf.Tensor2D);
+          return tf.concat(dyHeads.map((g, h) => tf.matMul(g, weights[h])), 1); // [rows, H d]
         }),
     };
   });
@@ -55,18 +62,18 @@ export function perHeadKeyQueries(q: tf.Tensor2D, heads: readonly HeadWeightPair
  * The inverse layout step: mixed [B, H T, D] (rows head-major within an image) times each head's
  * Wv_h [D, d] -> [B T, H d], the heads side by side as the attention context. heads[h].forward = Wv_h.
  */
-export function perHeadValues(mixed: tf.Tensor3D, heads: readonly HeadWeightPair[], count: number): tf.Tensor2D {
-  const H = heads.length;
+export function perHeadValues(mixed: tf.Tensor3D, heads: FrozenHeadWeights, count: number): tf.Tensor2D {
+  const H = heads.forward.length;
   const [batch, rowsPerImage, dim] = mixed.shape;
-  if (rowsPerImage !== H * count || heads[0].forward.shape[0] !== dim) {
-    throw new Error(`perHeadValues: mixed [${mixed.shape.join(', ')}] does not fit ${H} heads x ${count} queries of Wv [${heads[0].forward.shape.join(', ')}]`);
+  if (rowsPerImage !== H * count || heads.forward[0].shape[0] !== dim) {
+    throw new Error(`perHeadValues: mixed [${mixed.shape.join(', ')}] does not fit ${H} heads x ${count} queries of Wv [${heads.forward[0].shape.join(', ')}]`);
   }
   const rows = batch * count;
   const op = customOp(([input], save) => {
-    save(heads.map((w) => w.backward));
+    save([heads.source]);
     const byHead = tf.transpose(tf.reshape(input, [batch, H, count, dim]), [1, 0, 2, 3]) as tf.Tensor4D;
     const pieces = splitLeading(tf.reshape(byHead, [H, rows, dim]) as tf.Tensor3D);
-    const products = pieces.map((piece, h) => tf.matMul(piece, heads[h].forward)); // [B T, d]
+    const products = pieces.map((piece, h) => tf.matMul(piece, heads.forward[h])); // [B T, d]
     const value = H > 1 ? tf.concat(products, 1) : products[0].clone();
     tf.dispose([byHead, ...pieces, ...products]);
     return {
@@ -74,7 +81,8 @@ export function perHeadValues(mixed: tf.Tensor3D, heads: readonly HeadWeightPair
       gradFunc: (dy, saved) =>
         tf.tidy(() => {
           const dyHeads = splitColumns(dy as tf.Tensor2D, H);
-          const stacked = tf.stack(dyHeads.map((g, h) => tf.matMul(g, saved[h] as tf.Tensor2D))); // [H, B T, D]
+          const weights = heads.backward(saved[0] as tf.Tensor2D);
+          const stacked = tf.stack(dyHeads.map((g, h) => tf.matMul(g, weights[h]))); // [H, B T, D]
           return headMajorPerImage(stacked, H, batch, count, dim);
         }),
     };

@@ -3,9 +3,9 @@ import type { LinearName } from '../hooks.js';
 import { attendToFrozen } from '../ops/attend-frozen.js';
 import { layerNorm } from '../ops/layer-norm.js';
 import { linear } from '../ops/linear.js';
-import { perHeadKeyQueries, perHeadValues, splitLeading, type HeadWeightPair } from '../ops/per-head.js';
+import { perHeadKeyQueries, perHeadValues, splitLeading, type FrozenHeadWeights } from '../ops/per-head.js';
 import { isRecordingGradients, untaped } from '../ops/tape.js';
-import { derive, derivesOnTape, splitColumnsOnTape, splitColumnsThroughHost, splitRowsThroughHost, splitVectorOnTape } from './derived.js';
+import { derive, derivesOnTape, splitColumnsOnTape, splitColumnsThroughHost, splitColumnsTransposedThroughHost, splitVectorOnTape } from './derived.js';
 import type { AttentionParams, LinearParams } from './params.js';
 
 /**
@@ -248,15 +248,17 @@ export class Attention {
   private sideContextPerHead(ln1: tf.Tensor3D, q: tf.Tensor2D, perImage: boolean, count: number): tf.Tensor2D {
     const batch = ln1.shape[0];
     const H = this.heads;
-    const wk = headSlices(this.params.k.weight, H);
-    const wv = headSlices(this.params.v.weight, H);
-    const keys: HeadWeightPair[] = wk.rows.map((row, h) => ({ forward: row, backward: wk.columns[h] })); // Wk_h^T [d, D]
-    const values: HeadWeightPair[] = wv.columns.map((column, h) => ({ forward: column, backward: wv.rows[h] })); // Wv_h [D, d]
+    const wk = this.params.k.weight;
+    const wv = this.params.v.weight;
+    const columns = (w: tf.Tensor2D) => untaped(() => splitColumnsThroughHost(w, H)); // W_h [D, d]
+    const transposedColumns = (w: tf.Tensor2D) => untaped(() => splitColumnsTransposedThroughHost(w, H)); // W_h^T [d, D]
+    const keys: FrozenHeadWeights = { source: wk, forward: transposedColumns(wk), backward: columns };
+    const values: FrozenHeadWeights = { source: wv, forward: columns(wv), backward: transposedColumns };
     const scaled = tf.mul(q, 1 / Math.sqrt(this.headDim)) as tf.Tensor2D;
     const queries = perHeadKeyQueries(scaled, keys, batch, count, perImage) as tf.Tensor2D | tf.Tensor3D;
     const mixed = attendToFrozen(queries, ln1); // [B, H T, D]
     const context = tf.add(perHeadValues(mixed, values, count), this.params.v.bias) as tf.Tensor2D;
-    tf.dispose([...wk.columns, ...wk.rows, ...wv.columns, ...wv.rows]);
+    tf.dispose([...keys.forward, ...values.forward]);
     return context;
   }
 
@@ -311,13 +313,3 @@ export class Attention {
   }
 }
 
-/** Head h's columns w[:, h d : (h + 1) d] and their transposes, frozen, made off the tape through the host. */
-function headSlices(w: tf.Tensor2D, heads: number): { columns: tf.Tensor2D[]; rows: tf.Tensor2D[] } {
-  return untaped(() => {
-    const columns = splitColumnsThroughHost(w, heads);
-    const transposed = tf.tidy(() => tf.transpose(w) as tf.Tensor2D);
-    const rows = splitRowsThroughHost(transposed, heads);
-    transposed.dispose();
-    return { columns, rows };
-  });
-}

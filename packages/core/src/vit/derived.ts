@@ -30,6 +30,21 @@ export function splitColumnsThroughHost(w: tf.Tensor2D, heads: number): tf.Tenso
   });
 }
 
+/** The transposes of splitColumnsThroughHost's pieces, [d, in] for every head, written straight from one host read. */
+export function splitColumnsTransposedThroughHost(w: tf.Tensor2D, heads: number): tf.Tensor2D[] {
+  const [rows, cols] = w.shape;
+  const d = cols / heads;
+  const values = w.dataSync() as Float32Array;
+  return Array.from({ length: heads }, (_, h) => {
+    const out = new Float32Array(d * rows);
+    for (let r = 0; r < rows; r++) {
+      const from = r * cols + h * d;
+      for (let j = 0; j < d; j++) out[j * rows + r] = values[from + j];
+    }
+    return tf.tensor2d(out, [d, rows]);
+  });
+}
+
 export function splitColumnsOnTape(w: tf.Tensor2D, heads: number): tf.Tensor2D[] {
   const [rows, cols] = w.shape;
   const d = cols / heads;
@@ -39,12 +54,4 @@ export function splitColumnsOnTape(w: tf.Tensor2D, heads: number): tf.Tensor2D[]
 export function splitVectorOnTape(b: tf.Tensor1D, heads: number): tf.Tensor1D[] {
   const d = b.shape[0] / heads;
   return Array.from({ length: heads }, (_, h) => tf.slice(b, [h * d], [d]));
-}
-
-/** Rows [h r, (h + 1) r) of w [H r, cols] for every head: contiguous on the host, so one read and H writes. */
-export function splitRowsThroughHost(w: tf.Tensor2D, heads: number): tf.Tensor2D[] {
-  const [rows, cols] = w.shape;
-  const r = rows / heads;
-  const values = w.dataSync() as Float32Array;
-  return Array.from({ length: heads }, (_, h) => tf.tensor2d(values.slice(h * r * cols, (h + 1) * r * cols), [r, cols]));
 }
