@@ -77,6 +77,23 @@ describe('fitMethod', () => {
     await expect(fitMethod('linear', backbone, data, { config: { queries: 2 } })).rejects.toThrow(/method "linear" has no option "queries"/);
     await expect(fitMethod('nope', backbone, data)).rejects.toThrow(/unknown method "nope"/);
   });
+
+  it("passes the trainer's per-epoch log and first-step memory profile to the caller", async () => {
+    const { images, labels } = channelImages(6);
+    const data = arrayImageSplit(images, labels, TINY.imageSize);
+    const epochs: number[] = [];
+    const profiles: number[] = [];
+    const fitted = await fitMethod('linear', backbone, data, {
+      epochs: 3,
+      batchSize: 3,
+      onEpochEnd: (log) => void epochs.push(log.epoch),
+      onFirstStepProfile: (profile) => void profiles.push(profile.newBufferBytes),
+    });
+    fitted.dispose();
+    expect(epochs).toEqual([0, 1, 2]);
+    expect(profiles).toHaveLength(1);
+    expect(profiles[0]).toBeGreaterThan(0);
+  });
 });
 
 describe('fitHookedClassifier and openHookedClassifier (the adapting methods\' fit and open)', () => {

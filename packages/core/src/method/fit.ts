@@ -31,6 +31,10 @@ export interface FitMethodOptions {
   base?: FittedMethod;
   /** The method's progress lines (feature cache, selection); default: none. */
   log?(line: string): void;
+  /** After every epoch, with its loss, learning rate and time (the trainer's `onEpochEnd`). */
+  onEpochEnd?: TrainOptions['onEpochEnd'];
+  /** The first training step's memory figures (the trainer's `onFirstStepProfile`). */
+  onFirstStepProfile?: TrainOptions['onFirstStepProfile'];
 }
 
 /**
@@ -52,6 +56,8 @@ export async function fitMethod(method: string | MethodSpec<object>, backbone: L
       warmupEpochs: options.warmupEpochs ?? Math.min(5, Math.floor(epochs / 10)),
       seed: options.seed ?? 0,
       progress: options.progress ?? 'none',
+      ...(options.onEpochEnd ? { onEpochEnd: options.onEpochEnd } : {}),
+      ...(options.onFirstStepProfile ? { onFirstStepProfile: options.onFirstStepProfile } : {}),
     },
     runtime: { ...DEFAULT_RUNTIME, ...options.runtime },
     ...(options.base ? { base: options.base } : {}),
