@@ -6,7 +6,7 @@ export type * from './vit/params.js';
 export { VisionTransformer, cloneParams, type ForwardOptions, type ForwardResult } from './vit/vit.js';
 export { checkpointed, blockActivationBytes, defaultCheckpointBudget, type CheckpointingMode } from './vit/checkpointing.js';
 export { VitBlock, Mlp, type BlockOptions, type BlockRun } from './vit/block.js';
-export { Attention, attentionKernelFor, setAttentionKernel, setSideQueryKernel, setFrozenForwardKernel, type AttentionKernel, type SideQueryKernel, type FrozenForwardKernel, type LinearDeltas } from './vit/attention.js';
+export { Attention, attentionKernelFor, setAttentionKernel, setSideQueryKernel, setFrozenForwardKernel, setTapedAttentionKernel, type AttentionKernel, type SideQueryKernel, type FrozenForwardKernel, type TapedAttentionKernel, type LinearDeltas } from './vit/attention.js';
 export { knownArchitecture, hintsFromTimmConfig, type ArchitectureHints } from './vit/timm-archs.js';
 export { resamplePosEmbed } from './vit/resample.js';
 export { randomVit } from './vit/random.js';

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { attendToFrozen, gelu, initBackend, layerNorm, linear } from '../src/index.js';
+import { multiHeadAttention } from '../src/ops/multi-head-attention.js';
 import { maxAbsDiff } from './helpers.js';
 
 beforeAll(async () => {
@@ -93,4 +94,39 @@ describe('attendToFrozen', () => {
       tf.dispose([c, q, dy, g, gRef]);
     });
   }
+});
+
+describe('multiHeadAttention', () => {
+  // The textbook [B, H, L, d] formulation, differentiated by tfjs.
+  const reference = (q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, batch: number, heads: number) => {
+    const [rows, dim] = q.shape;
+    const length = rows / batch;
+    const d = dim / heads;
+    const split = (t: tf.Tensor2D) => tf.transpose(tf.reshape(t, [batch, length, heads, d]), [0, 2, 1, 3]) as tf.Tensor4D;
+    const weights = tf.softmax(tf.mul(tf.matMul(split(q), split(k), false, true), 1 / Math.sqrt(d)));
+    return tf.reshape(tf.transpose(tf.matMul(weights, split(v)), [0, 2, 1, 3]), [rows, dim]);
+  };
+  for (const [batch, heads] of [[1, 1], [3, 2]]) {
+    it(`matches autodiff of the batched formulation, value and gradients (${batch} images, ${heads} heads)`, () => {
+      const rows = batch * 5;
+      const [q, k, v] = [1, 2, 3].map((seed) => tf.randomNormal([rows, 8], 0, 1, 'float32', seed) as tf.Tensor2D);
+      const dy = tf.randomNormal([rows, 8], 0, 1, 'float32', 4);
+      const before = tf.memory().numTensors;
+      const loss = (f: typeof reference) => (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(f(a as tf.Tensor2D, b as tf.Tensor2D, c as tf.Tensor2D, batch, heads), dy));
+      tf.tidy(() => {
+        expect(maxAbsDiff(multiHeadAttention(q, k, v, batch, heads), reference(q, k, v, batch, heads))).toBeLessThan(1e-5);
+        const got = tf.grads(loss(multiHeadAttention))([q, k, v]);
+        const want = tf.grads(loss(reference))([q, k, v]);
+        got.forEach((g, i) => expect(maxAbsDiff(g, want[i])).toBeLessThan(1e-5));
+      });
+      expect(tf.memory().numTensors).toBe(before);
+      tf.dispose([q, k, v, dy]);
+    });
+  }
+
+  it('refuses shapes that do not fit the images and heads', () => {
+    const q = tf.zeros([6, 8]) as tf.Tensor2D;
+    expect(() => multiHeadAttention(q, q, q, 4, 2)).toThrow(/q \[6, 8\], k \[6, 8\], v \[6, 8\] do not fit 4 images x 2 heads/);
+    q.dispose();
+  });
 });

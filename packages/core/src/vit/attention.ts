@@ -3,7 +3,8 @@ import type { LinearName } from '../hooks.js';
 import { attendToFrozen } from '../ops/attend-frozen.js';
 import { layerNorm } from '../ops/layer-norm.js';
 import { linear } from '../ops/linear.js';
-import { perHeadKeyQueries, perHeadValues, splitLeading, type FrozenHeadWeights } from '../ops/per-head.js';
+import { multiHeadAttention } from '../ops/multi-head-attention.js';
+import { perHeadKeyQueries, perHeadValues, type FrozenHeadWeights } from '../ops/per-head.js';
 import { isRecordingGradients, untaped } from '../ops/tape.js';
 import { derive, derivesOnTape, splitColumnsOnTape, splitColumnsThroughHost, splitColumnsTransposedThroughHost, splitVectorOnTape } from './derived.js';
 import type { AttentionParams, LinearParams } from './params.js';
@@ -69,6 +70,23 @@ export function setFrozenForwardKernel(kernel: FrozenForwardKernel | undefined):
   frozenForwardKernel = kernel ?? 'projectFirst';
 }
 
+/**
+ * How the perHead kernel computes self-attention while a gradient tape records (VPT, AdaptFormer,
+ * LoRA, full fine-tuning: the backbone on the tape).
+ * projectFirst: q, k, v as three large 2-D products, then multiHeadAttention (2-D products per image
+ *   and head, its gradient written beside it).
+ * perHeadWeights: per image and head, [L, D] x [D, d] products with per-head weight slices and
+ *   autodiff: the first formulation, kept to check the fast one against. For tests and benchmarks.
+ */
+export type TapedAttentionKernel = 'projectFirst' | 'perHeadWeights';
+
+let tapedAttentionKernel: TapedAttentionKernel = 'projectFirst';
+
+/** Chooses the taped attention formulation (undefined: projectFirst). For tests and benchmarks. */
+export function setTapedAttentionKernel(kernel: TapedAttentionKernel | undefined): void {
+  tapedAttentionKernel = kernel ?? 'projectFirst';
+}
+
 /** Deltas hooks add to a frozen Linear's output (LoRA and the like). */
 export type LinearDeltas = (name: LinearName, input: tf.Tensor2D) => tf.Tensor2D[];
 
@@ -115,7 +133,12 @@ export class Attention {
       const [q, k, v] = (['q', 'k', 'v'] as const).map((name, i) =>
         qkvDeltas[i].reduce<tf.Tensor2D>((acc, d) => tf.add(acc, d), linear(x, this.params[name].weight, this.params[name].bias)),
       );
-      context = kernel === 'batched' ? this.batchedContext(q, k, v, batch, length) : this.perHeadContextFromProjections(q, k, v, batch, length);
+      context =
+        kernel === 'batched'
+          ? this.batchedContext(q, k, v, batch, length)
+          : this.qkNorm || (isRecordingGradients() && tapedAttentionKernel === 'perHeadWeights')
+            ? this.perHeadContextFromProjections(q, k, v, batch, length)
+            : multiHeadAttention(q, k, v, batch, this.heads);
     } else {
       context = this.perHeadContext(x, batch);
     }
@@ -127,9 +150,10 @@ export class Attention {
     return p ? layerNorm(t, p, this.eps) : t;
   }
 
-  /** Per image and head with per-head weights derived from the current q/k/v parameters. */
+  /** projectedContext; with qk-norm (or forced, for tests) per image and head with per-head weights derived from the current q/k/v parameters. */
   private perHeadContext(x: tf.Tensor2D, batch: number): tf.Tensor2D {
-    if (!isRecordingGradients() && !this.qkNorm && frozenForwardKernel === 'projectFirst') return this.frozenContext(x, batch);
+    const recording = isRecordingGradients();
+    if (!this.qkNorm && (recording ? tapedAttentionKernel : frozenForwardKernel) === 'projectFirst') return this.projectedContext(x, batch, recording);
     const heads = (name: 'q' | 'k' | 'v') => this.headWeights(name);
     const [qh, kh, vh] = [heads('q'), heads('k'), heads('v')];
     const images = batch > 1 ? (tf.split(x, batch, 0) as tf.Tensor2D[]) : [x];
@@ -143,34 +167,15 @@ export class Attention {
   }
 
   /**
-   * The frozen forward (nothing records gradients): q, k and v as three [B L, D] x [D, D] products
-   * (large 2-D matMuls run ~5x faster per FLOP on wasm than B H small ones of [L, D] x [D, d]), heads
-   * split through the host (one read; tf.slice would copy the whole input per piece), keys split
-   * already transposed, and one softmax over all images and heads.
+   * q, k and v as three [B L, D] x [D, D] products (large 2-D matMuls run ~5x faster per FLOP on wasm
+   * than B H small ones of [L, D] x [D, d]), then multiHeadAttention. Off the tape the projections are
+   * freed as soon as the attention has read them.
    */
-  private frozenContext(x: tf.Tensor2D, batch: number): tf.Tensor2D {
-    const H = this.heads;
-    const d = this.headDim;
-    const [rows, dim] = x.shape;
-    const length = rows / batch;
-    const project = (name: 'q' | 'k' | 'v') => linear(x, this.params[name].weight, this.params[name].bias);
-    const heads = (t: tf.Tensor2D, perm: number[], shape: [number, number]) => {
-      const arranged = tf.reshape(tf.transpose(tf.reshape(t, [batch, length, H, d]), perm), [batch * H, ...shape]) as tf.Tensor3D;
-      const pieces = splitLeading(arranged);
-      tf.dispose([t, arranged]);
-      return pieces;
-    };
-    const queries = heads(tf.mul(project('q'), 1 / Math.sqrt(d)) as tf.Tensor2D, [0, 2, 1, 3], [length, d]); // [L, d] per (b, h)
-    const keysT = heads(project('k'), [0, 2, 3, 1], [d, length]); // [d, L]
-    const values = heads(project('v'), [0, 2, 1, 3], [length, d]);
-    const scores = tf.stack(queries.map((q, i) => tf.matMul(q, keysT[i])));
-    const weights = tf.softmax(scores) as tf.Tensor3D;
-    const perHead = splitLeading(weights);
-    tf.dispose([...queries, ...keysT, scores, weights]);
-    const contexts = perHead.map((w, i) => tf.matMul(w, values[i])); // [L, d]
-    const stacked = tf.stack(contexts);
-    tf.dispose([...perHead, ...values, ...contexts]);
-    return tf.reshape(tf.transpose(tf.reshape(stacked, [batch, H, length, d]), [0, 2, 1, 3]), [rows, dim]) as tf.Tensor2D;
+  private projectedContext(x: tf.Tensor2D, batch: number, taped: boolean): tf.Tensor2D {
+    const [q, k, v] = (['q', 'k', 'v'] as const).map((name) => linear(x, this.params[name].weight, this.params[name].bias));
+    const context = multiHeadAttention(q, k, v, batch, this.heads);
+    if (!taped) tf.dispose([q, k, v]);
+    return context;
   }
 
   private perHeadContextFromProjections(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, batch: number, length: number): tf.Tensor2D {
