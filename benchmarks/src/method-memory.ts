@@ -10,7 +10,7 @@ import '@vqt/adaptformer';
 import '@vqt/lora';
 import '@vqt/vpt';
 import '@vqt/vqt';
-import { arrayImageSplit, DEFAULT_RUNTIME, getMethod, initBackend, presetConfig, randomVit, resolveMethodConfig, type LoadedVit } from '@vqt/core';
+import { arrayImageSplit, fitMethod, initBackend, presetConfig, randomVit, type LoadedVit } from '@vqt/core';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -50,34 +50,24 @@ async function measure(configuration: Configuration): Promise<Record<string, num
   const backbone = { model: vit, sha256: '0'.repeat(64), name: preset, file: preset } as unknown as LoadedVit;
   const side = config.imageSize;
   const data = arrayImageSplit(randomImages([batch, 3, side, side], 1), Int32Array.from({ length: batch }, (_, i) => i % 10), side, { numClasses: 10 });
-  const spec = getMethod(configuration.method);
   let profile = { newBufferBytes: Number.NaN, peakBytes: Number.NaN, startBytes: Number.NaN };
   let stepSeconds = Number.NaN;
   const started = performance.now();
-  const fitted = await spec.fit(
-    resolveMethodConfig(spec, configuration.options),
-    {
-      backbone,
-      hp: { lr: 0.01, weightDecay: 0 },
-      runtime: { ...DEFAULT_RUNTIME, cacheBudgetBytes: 8 * 2 ** 30 },
-      log: () => {},
-      train: {
-        epochs: 1,
-        batchSize: batch,
-        optimizer: 'adam',
-        warmupEpochs: 0,
-        seed: 0,
-        progress: 'none',
-        onEpochEnd: (log) => {
-          stepSeconds = log.seconds;
-        },
-        onFirstStepProfile: (p) => {
-          profile = { ...p };
-        },
-      },
+  const fitted = await fitMethod(configuration.method, backbone, data, {
+    config: configuration.options,
+    epochs: 1,
+    batchSize: batch,
+    lr: 0.01,
+    weightDecay: 0,
+    warmupEpochs: 0,
+    runtime: { cacheBudgetBytes: 8 * 2 ** 30 },
+    onEpochEnd: (log) => {
+      stepSeconds = log.seconds;
     },
-    data,
-  );
+    onFirstStepProfile: (p) => {
+      profile = { ...p };
+    },
+  });
   const trainable = fitted.trainableParameters();
   // How the step ran: the same plan HookedClassifier asks the trainer for (frozen hooks are not taped).
   const hooks = fitted.trainableHooks?.() ?? [];

@@ -3,7 +3,7 @@
 // VTAB-1k task time both would take. Random ViT-B/16 weights; random pixels (no image decode).
 // Usage: node dist/vqt-vs-pytorch.js [--images 32] [--batch 32] [--epochs 2] [--forward-batch 8] [--torch-steps 3]
 import * as tf from '@tensorflow/tfjs';
-import { arrayImageSplit, DEFAULT_RUNTIME, getMethod, initBackend, presetConfig, randomVit, resolveMethodConfig, setSideQueryKernel, trainModel, type LoadedVit, type SideQueryKernel } from '@vqt/core';
+import { arrayImageSplit, fitMethod, initBackend, presetConfig, randomVit, setSideQueryKernel, trainModel, type LoadedVit, type SideQueryKernel } from '@vqt/core';
 import { FeatureCache, VqtModel } from '@vqt/vqt';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
@@ -133,17 +133,17 @@ await cache!.close();
 // Full fine-tuning step at the PyTorch batch (every weight trains, through the registry and the
 // trainer, checkpointing 'auto'): the second of two one-step epochs, the first sets operators up.
 const fullStep = await (async () => {
-  const spec = getMethod('full');
   const backbone = { model: vit, sha256: '0'.repeat(64), name: preset, file: preset } as unknown as LoadedVit;
   const data = arrayImageSplit(images.slice(0, forwardBatch * floats), labels.slice(0, forwardBatch), size, { numClasses: 10 });
   const epochs: number[] = [];
-  const fitted = await spec.fit(resolveMethodConfig(spec, {}), {
-    backbone,
-    hp: { lr: 1e-4, weightDecay: 1e-4 },
-    runtime: DEFAULT_RUNTIME,
-    log: () => {},
-    train: { epochs: 2, batchSize: forwardBatch, optimizer: 'adam', warmupEpochs: 0, seed: 0, progress: 'none', onEpochEnd: (log) => void epochs.push(log.seconds) },
-  }, data);
+  const fitted = await fitMethod('full', backbone, data, {
+    epochs: 2,
+    batchSize: forwardBatch,
+    lr: 1e-4,
+    weightDecay: 1e-4,
+    warmupEpochs: 0,
+    onEpochEnd: (log) => void epochs.push(log.seconds),
+  });
   fitted.dispose();
   return { seconds: epochs[epochs.length - 1], runs: epochs };
 })();

@@ -1,0 +1,90 @@
+// Where one training step of a method spends its time, by kernel: the second of two one-step
+// epochs through the registry and trainer (the first sets operators up), each kernel of the
+// backend timed around its kernel function (wasm and cpu run kernels synchronously, so that is
+// the kernel's time). The rest of the step's wall time is JavaScript and host work between
+// kernels (custom ops' host splits, tensor bookkeeping, the optimizer's loop over weights).
+// tf.profile is not used: its kernel log overflows the call stack on a step this long.
+// Usage: node dist/step-profile.js [--method full] [--preset vit_base_patch16_224] [--batch 8] [--shapes]
+//        [--options '{"lastBlocks":2}'] [--checkpointing auto|on|off]
+import '@vqt/adaptformer';
+import '@vqt/lora';
+import '@vqt/vpt';
+import '@vqt/vqt';
+import * as tf from '@tensorflow/tfjs';
+import { arrayImageSplit, fitMethod, initBackend, presetConfig, randomVit, type LoadedVit } from '@vqt/core';
+import os from 'node:os';
+import { flag, randomImages, report } from './report.js';
+
+const method = flag('method', 'full');
+const preset = flag('preset', 'vit_base_patch16_224');
+const batch = Number(flag('batch', '8'));
+const options = JSON.parse(flag('options', '{}')) as Record<string, unknown>;
+const checkpointing = flag('checkpointing', 'auto') as 'auto' | 'on' | 'off';
+const byShape = process.argv.includes('--shapes');
+
+const backend = await initBackend();
+const config = presetConfig(preset);
+const vit = randomVit(config);
+const backbone = { model: vit, sha256: '0'.repeat(64), name: preset, file: preset } as unknown as LoadedVit;
+const side = config.imageSize;
+const data = arrayImageSplit(randomImages([batch, 3, side, side], 1), Int32Array.from({ length: batch }, (_, i) => i % 10), side, { numClasses: 10 });
+
+interface KernelConfig {
+  kernelName: string;
+  kernelFunc: (args: { inputs: Record<string, tf.TensorInfo>; attrs?: unknown; backend: unknown }) => unknown;
+}
+const totals = new Map<string, { ms: number; calls: number }>();
+let timing = false;
+for (const kernel of tf.getKernelsForBackend(tf.getBackend()) as unknown as KernelConfig[]) {
+  const run = kernel.kernelFunc;
+  kernel.kernelFunc = (args) => {
+    if (!timing) return run(args);
+    const started = performance.now();
+    const out = run(args);
+    const ms = performance.now() - started;
+    const shapes = Object.values(args.inputs).map((t) => t?.shape);
+    const key = byShape ? `${kernel.kernelName} ${JSON.stringify(shapes.length > 3 ? shapes.slice(0, 3) : shapes)}` : kernel.kernelName;
+    const entry = totals.get(key) ?? { ms: 0, calls: 0 };
+    entry.ms += ms;
+    entry.calls++;
+    totals.set(key, entry);
+    return out;
+  };
+}
+
+const epochSeconds: number[] = [];
+const fitted = await fitMethod(method, backbone, data, {
+  config: options,
+  epochs: 2,
+  batchSize: batch,
+  lr: 1e-4,
+  weightDecay: 1e-4,
+  warmupEpochs: 0,
+  runtime: { checkpointing, cacheBudgetBytes: 8 * 2 ** 30 },
+  onEpochEnd: (log) => {
+    epochSeconds.push(log.seconds);
+    timing = epochSeconds.length === 1; // time the second epoch's kernels only
+  },
+});
+const hooks = fitted.trainableHooks?.() ?? [];
+const plan = method === 'full' ? undefined : vit.trainingPlan(hooks, batch);
+fitted.dispose();
+
+const kernelMs = [...totals.values()].reduce((sum, t) => sum + t.ms, 0);
+const stepMs = epochSeconds[1] * 1000;
+const rows = [...totals]
+  .sort((a, b) => b[1].ms - a[1].ms)
+  .slice(0, 30)
+  .map(([kernel, { ms, calls }]) => ({ kernel, calls, ms: ms.toFixed(0), 'share of step': `${((100 * ms) / stepMs).toFixed(1)}%` }));
+rows.push({ kernel: '(between kernels: JS, host copies)', calls: 0, ms: (stepMs - kernelMs).toFixed(0), 'share of step': `${((100 * (stepMs - kernelMs)) / stepMs).toFixed(1)}%` });
+report(`step-profile-${method}-${preset}-b${batch}${byShape ? '-shapes' : ''}`, backend, rows, {
+  method,
+  options,
+  checkpointing,
+  plan: plan ?? '(full fine-tuning plans inside its fit)',
+  epochSeconds,
+  kernelSeconds: kernelMs / 1000,
+  loadAverage: os.loadavg().map((l) => l.toFixed(1)).join(' '),
+  note: 'the second of two one-step epochs; kernel times summed by kernel name (by input shapes with --shapes)',
+});
+process.exit(0);
