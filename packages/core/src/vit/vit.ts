@@ -343,25 +343,30 @@ export class VisionTransformer {
     const first = Math.max(0, Math.min(this.firstTrainableBlock(), this.firstTapedBlock(hooks, true)));
     const tapedBlocks = Number.isFinite(first) ? this.blocks.length - first : 0;
     if (tapedBlocks === 0) return { tapedBlocks, checkpointed: false, microBatch: batch };
-    const { dim, heads, mlpRatio } = this.config;
-    const perBlock = blockActivationBytes(batch, this.numTokens, dim, heads, mlpRatio);
-    const budget = this.activationBudget(hooks);
-    if (perBlock * tapedBlocks <= budget) return { tapedBlocks, checkpointed: false, microBatch: batch };
-    // One taped block gains nothing from checkpointing (its recomputation holds the same activations).
-    const checkpointed = tapedBlocks > 1 && this.checkpointing !== 'off' && canCheckpoint(hooks);
+    const { checkpointed, perBlock, budget } = this.checkpointRule(hooks, this.checkpointing, batch, tapedBlocks);
+    if (perBlock * tapedBlocks <= budget) return { tapedBlocks, checkpointed, microBatch: batch };
     const alive = checkpointed ? 1 : tapedBlocks;
     return { tapedBlocks, checkpointed, microBatch: Math.max(1, Math.min(batch, Math.floor((batch * budget) / (perBlock * alive)))) };
   }
 
   /** Whether the taped blocks run checkpointed: never with taps or side queries (they would see blocks twice). */
   private checkpointTapedBlocks(hooks: readonly Hook[], options: ForwardOptions, batch: number, firstTaped: number): boolean {
-    const mode = options.checkpointing ?? this.checkpointing;
-    if (mode === 'off' || firstTaped >= this.blocks.length || !canCheckpoint(hooks)) return false;
-    if (mode === 'on') return true;
-    if (this.blocks.length - firstTaped < 2) return false;
+    if (firstTaped >= this.blocks.length) return false;
+    return this.checkpointRule(hooks, options.checkpointing ?? this.checkpointing, batch, this.blocks.length - firstTaped).checkpointed;
+  }
+
+  /**
+   * The one rule the plan and the forward share. 'auto' checkpoints when the taped blocks'
+   * activations pass the activation budget, and only with two or more taped blocks: one block's
+   * recomputation holds the same activations as keeping them.
+   */
+  private checkpointRule(hooks: readonly Hook[], mode: CheckpointingMode, batch: number, tapedBlocks: number): { checkpointed: boolean; perBlock: number; budget: number } {
     const { dim, heads, mlpRatio } = this.config;
     const perBlock = blockActivationBytes(batch, this.numTokens, dim, heads, mlpRatio);
-    return perBlock * (this.blocks.length - firstTaped) > this.activationBudget(hooks);
+    const budget = this.activationBudget(hooks);
+    const allowed = mode !== 'off' && canCheckpoint(hooks);
+    const checkpointed = allowed && (mode === 'on' || (tapedBlocks > 1 && perBlock * tapedBlocks > budget));
+    return { checkpointed, perBlock, budget };
   }
 
   /**
