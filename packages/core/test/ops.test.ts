@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { attendToFrozen, gelu, initBackend, layerNorm, linear } from '../src/index.js';
+import { attendToFrozen, gelu, initBackend, layerNorm, linear, peakNewBufferBytes } from '../src/index.js';
 import { multiHeadAttention } from '../src/ops/multi-head-attention.js';
+import { customOp } from '../src/ops/custom-op.js';
 import { maxAbsDiff } from './helpers.js';
 
 beforeAll(async () => {
@@ -128,5 +129,39 @@ describe('multiHeadAttention', () => {
     const q = tf.zeros([6, 8]) as tf.Tensor2D;
     expect(() => multiHeadAttention(q, q, q, 4, 2)).toThrow(/q \[6, 8\], k \[6, 8\], v \[6, 8\] do not fit 4 images x 2 heads/);
     q.dispose();
+  });
+});
+
+describe('customOp', () => {
+  // y = x * 2 as a custom op whose gradient makes a temporary the size of dy.
+  const double = customOp(([x]) => ({ value: tf.mul(x, 2), gradFunc: (dy) => tf.mul(tf.add(dy, tf.zerosLike(dy)), 2) }));
+
+  it("frees each gradient's temporaries and each intermediate dy once used, so a chain's backward holds O(1) of them", async () => {
+    const x = tf.randomNormal([64, 256]) as tf.Tensor2D;
+    const backwardPeak = async (depth: number) =>
+      peakNewBufferBytes(() => {
+        const [g] = tf.grads((input: tf.Tensor) => {
+          let y = input;
+          for (let i = 0; i < depth; i++) y = double(y);
+          return tf.sum(y);
+        })([x]);
+        g.dispose();
+      });
+    const shallow = await backwardPeak(4);
+    const deep = await backwardPeak(24);
+    // The forward keeps every op's output alive until the backward ends (tfjs); the backward adds a
+    // fixed few dy-sized buffers at a time, not one or two per op as it did.
+    const perOp = 64 * 256 * 4;
+    expect(deep - shallow).toBeLessThanOrEqual(20 * perOp + perOp);
+    x.dispose();
+  });
+
+  it('leaves alone a dy the caller gives tf.grads', () => {
+    const x = tf.ones([3]);
+    const dy = tf.tensor1d([1, 2, 3]);
+    const [g] = tf.grads((input: tf.Tensor) => double(input))([x], dy);
+    expect(dy.isDisposed).toBe(false);
+    expect(Array.from(g.dataSync())).toEqual([2, 4, 6]);
+    tf.dispose([x, dy, g]);
   });
 });

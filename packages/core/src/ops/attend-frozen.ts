@@ -72,37 +72,39 @@ function imageByImageOp(shared: boolean, context: tf.Tensor3D) {
   const flatContext = () => tf.reshape(context, [batch * length, dim]) as tf.Tensor2D;
   // [B*N, R] scores (one row per token) -> softmax weights [B, R, N].
   const weightsFrom = (scoresT: tf.Tensor2D, rows: number) => tf.softmax(tf.transpose(tf.reshape(scoresT, [batch, length, rows]), [0, 2, 1])) as tf.Tensor3D;
+  // One image's piece of the context at a time, each freed once used: all B alive at once were 19 MB
+  // per block at ViT-B/16, batch 32 (the largest buffers of a cached VQT step after its activations).
+  const perImage = <T extends tf.Tensor>(c: tf.Tensor3D, fn: (piece: tf.Tensor2D, b: number) => T): T[] => {
+    const pieces = hostPieces(c);
+    return Array.from({ length: batch }, (_, b) => tf.tidy(() => fn(pieces(b), b)));
+  };
   return customOp(([q], save) => {
     const rows = (shared ? q.shape[0] : q.shape[1]) as number;
-    const images = splitThroughHost(context);
     const weights = tf.tidy(() => {
       if (shared) return weightsFrom(tf.matMul(flatContext(), tf.transpose(q)), rows);
       const queriesT = splitThroughHost(tf.transpose(q, [0, 2, 1]) as tf.Tensor3D); // B x [D, R]
-      return weightsFrom(tf.concat(images.map((c, b) => tf.matMul(c, queriesT[b])), 0) as tf.Tensor2D, rows);
+      return weightsFrom(tf.concat(perImage(context, (c, b) => tf.matMul(c, queriesT[b])), 0) as tf.Tensor2D, rows);
     });
     const perImageWeights = splitThroughHost(weights);
-    const mixed = images.map((c, b) => tf.matMul(perImageWeights[b], c));
+    const mixed = perImage(context, (c, b) => tf.matMul(perImageWeights[b], c));
     const value = tf.stack(mixed);
     save([weights, context]);
-    tf.dispose([...images, ...perImageWeights, ...mixed, weights]);
+    tf.dispose([...perImageWeights, ...mixed, weights]);
     return {
       value,
       gradFunc: (dy, saved) => {
         const [w, c] = saved as [tf.Tensor3D, tf.Tensor3D];
-        return tf.tidy(() => {
-          const cs = splitThroughHost(c);
-          const dyT = splitThroughHost(tf.transpose(dy, [0, 2, 1]) as tf.Tensor3D); // B x [D, R]
-          const dWeightsT = tf.concat(cs.map((ci, b) => tf.matMul(ci, dyT[b])), 0); // [B*N, R]
-          const dWeights = tf.transpose(tf.reshape(dWeightsT, [batch, length, rows]), [0, 2, 1]) as tf.Tensor3D;
-          const dScores = softmaxBackward(w, dWeights); // [B, R, N]
-          if (shared) {
-            // Summed over images: [R, B*N] @ [B*N, D], one 2-D matMul.
-            const perRow = tf.reshape(tf.transpose(dScores, [1, 0, 2]), [rows, batch * length]) as tf.Tensor2D;
-            return tf.matMul(perRow, tf.reshape(c, [batch * length, dim]) as tf.Tensor2D);
-          }
-          const perImage = splitThroughHost(dScores);
-          return tf.stack(cs.map((ci, b) => tf.matMul(perImage[b], ci)));
-        });
+        const dyT = splitThroughHost(tf.transpose(dy, [0, 2, 1]) as tf.Tensor3D); // B x [D, R]
+        const dWeightsT = tf.concat(perImage(c, (ci, b) => tf.matMul(ci, dyT[b])), 0); // [B*N, R]
+        const dWeights = tf.transpose(tf.reshape(dWeightsT, [batch, length, rows]), [0, 2, 1]) as tf.Tensor3D;
+        const dScores = softmaxBackward(w, dWeights); // [B, R, N]
+        if (shared) {
+          // Summed over images: [R, B*N] @ [B*N, D], one 2-D matMul.
+          const perRow = tf.reshape(tf.transpose(dScores, [1, 0, 2]), [rows, batch * length]) as tf.Tensor2D;
+          return tf.matMul(perRow, tf.reshape(c, [batch * length, dim]) as tf.Tensor2D);
+        }
+        const dScoresPerImage = splitThroughHost(dScores);
+        return tf.stack(perImage(c, (ci, b) => tf.matMul(dScoresPerImage[b], ci)));
       },
     };
   });
@@ -145,6 +147,14 @@ function legacyImageByImageOp(shared: boolean, context: tf.Tensor3D) {
 /** dL/dscores from dL/dweights for weights = softmax(scores) over the last axis. */
 function softmaxBackward(weights: tf.Tensor3D, dWeights: tf.Tensor3D): tf.Tensor3D {
   return tf.tidy(() => tf.mul(weights, tf.sub(dWeights, tf.sum(tf.mul(dWeights, weights), -1, true)))) as tf.Tensor3D;
+}
+
+/** [B, M, K] -> a maker of its B pieces [M, K], each on demand: one read, then one write per piece made. */
+function hostPieces(x: tf.Tensor3D): (b: number) => tf.Tensor2D {
+  const [, m, k] = x.shape;
+  const values = x.dataSync() as Float32Array;
+  const size = m * k;
+  return (b) => tf.tensor2d(values.subarray(b * size, (b + 1) * size), [m, k]);
 }
 
 /** [B, M, K] -> B tensors [M, K] with one read and B writes, not B full copies of the input. */
