@@ -85,11 +85,13 @@ function imageByImageOp(shared: boolean, context: tf.Tensor3D) {
       const queriesT = splitThroughHost(tf.transpose(q, [0, 2, 1]) as tf.Tensor3D); // B x [D, R]
       return weightsFrom(tf.concat(perImage(context, (c, b) => tf.matMul(c, queriesT[b])), 0) as tf.Tensor2D, rows);
     });
-    const perImageWeights = splitThroughHost(weights);
-    const mixed = perImage(context, (c, b) => tf.matMul(perImageWeights[b], c));
-    const value = tf.stack(mixed);
+    // W_b C_b as (C_b^T W_b^T)^T: the context is the left operand. On wasm the right operand is
+    // packed afresh for every product, and packing a [N, D] context for R rows cost as much again.
+    const weightsT = splitThroughHost(tf.transpose(weights, [0, 2, 1]) as tf.Tensor3D); // B x [N, R]
+    const mixedT = perImage(context, (c, b) => tf.matMul(tf.transpose(c), weightsT[b])); // [D, R]
+    const value = tf.tidy(() => tf.transpose(tf.stack(mixedT), [0, 2, 1]));
     save([weights, context]);
-    tf.dispose([...perImageWeights, ...mixed, weights]);
+    tf.dispose([...weightsT, ...mixedT, weights]);
     return {
       value,
       gradFunc: (dy, saved) => {
@@ -103,8 +105,8 @@ function imageByImageOp(shared: boolean, context: tf.Tensor3D) {
           const perRow = tf.reshape(tf.transpose(dScores, [1, 0, 2]), [rows, batch * length]) as tf.Tensor2D;
           return tf.matMul(perRow, tf.reshape(c, [batch * length, dim]) as tf.Tensor2D);
         }
-        const dScoresPerImage = splitThroughHost(dScores);
-        return tf.stack(perImage(c, (ci, b) => tf.matMul(dScoresPerImage[b], ci)));
+        const dScoresT = splitThroughHost(tf.transpose(dScores, [0, 2, 1]) as tf.Tensor3D); // B x [N, R]
+        return tf.transpose(tf.stack(perImage(c, (ci, b) => tf.matMul(tf.transpose(ci), dScoresT[b]))), [0, 2, 1]); // dS_b C_b, as above
       },
     };
   });
