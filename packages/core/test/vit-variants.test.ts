@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { initBackend, randomVit, setAttentionKernel, type Hook, type HookContext, type TapPoint, type VitConfig } from '../src/index.js';
+import { initBackend, randomVit, setAttentionKernel, setTapedAttentionKernel, type Hook, type HookContext, type TapPoint, type VitConfig } from '../src/index.js';
 import { images, maxAbsDiff, TINY } from './helpers.js';
 
 const VARIANT: VitConfig = { ...TINY, layerScale: true, registerTokens: 2, activation: 'quickGelu', noEmbedClass: true, qkNorm: true, preNorm: true };
@@ -105,9 +105,11 @@ describe('variants in one model (registers, LayerScale, qk-norm, norm_pre, Quick
 
 describe('full fine-tuning: backbone parameters made trainable', () => {
   for (const config of [TINY, VARIANT]) {
-    it(`${config === TINY ? 'original ViT' : 'variant ViT'}: a gradient reaches q, k, v (both kernels agree) and a step changes the features`, () => {
-      const grads = (['perHead', 'batched'] as const).map((kernel) => {
+    it(`${config === TINY ? 'original ViT' : 'variant ViT'}: a gradient reaches q, k, v (every kernel agrees) and a step changes the features`, () => {
+      const kernels = [['perHead', 'projectFirst'], ['perHead', 'perHeadWeights'], ['batched', undefined]] as const;
+      const grads = kernels.map(([kernel, taped]) => {
         setAttentionKernel(kernel);
+        setTapedAttentionKernel(taped);
         const vit = randomVit(config, 7);
         const variables = vit.makeTrainable();
         expect(variables.size).toBe(vit.namedParameters().size);
@@ -132,7 +134,8 @@ describe('full fine-tuning: backbone parameters made trainable', () => {
         vit.dispose();
         return snapshot;
       });
-      grads[0].forEach((g, i) => expect(maxAbsDiff(g, grads[1][i])).toBeLessThan(1e-4 * Math.max(1, tf.tidy(() => tf.max(tf.abs(g)).dataSync()[0]))));
+      setTapedAttentionKernel(undefined);
+      for (const other of grads.slice(1)) grads[0].forEach((g, i) => expect(maxAbsDiff(g, other[i])).toBeLessThan(1e-4 * Math.max(1, tf.tidy(() => tf.max(tf.abs(g)).dataSync()[0]))));
       tf.dispose(grads.flat());
     });
   }
