@@ -74,21 +74,21 @@ function imageByImageOp(shared: boolean, context: tf.Tensor3D) {
   const weightsFrom = (scoresT: tf.Tensor2D, rows: number) => tf.softmax(tf.transpose(tf.reshape(scoresT, [batch, length, rows]), [0, 2, 1])) as tf.Tensor3D;
   // One image's piece of the context at a time, each freed once used: all B alive at once were 19 MB
   // per block at ViT-B/16, batch 32 (the largest buffers of a cached VQT step after its activations).
-  const perImage = <T extends tf.Tensor>(c: tf.Tensor3D, fn: (piece: tf.Tensor2D, b: number) => T): T[] => {
-    const pieces = hostPieces(c);
-    return Array.from({ length: batch }, (_, b) => tf.tidy(() => fn(pieces(b), b)));
-  };
+  // The context is read from the backend once per pass (a 19 MB copy at that size) and shared by the pass's loops.
+  const perImage = <T extends tf.Tensor>(pieces: (b: number) => tf.Tensor2D, fn: (piece: tf.Tensor2D, b: number) => T): T[] =>
+    Array.from({ length: batch }, (_, b) => tf.tidy(() => fn(pieces(b), b)));
   return customOp(([q], save) => {
     const rows = (shared ? q.shape[0] : q.shape[1]) as number;
+    const pieces = hostPieces(context);
     const weights = tf.tidy(() => {
       if (shared) return weightsFrom(tf.matMul(flatContext(), tf.transpose(q)), rows);
       const queriesT = splitThroughHost(tf.transpose(q, [0, 2, 1]) as tf.Tensor3D); // B x [D, R]
-      return weightsFrom(tf.concat(perImage(context, (c, b) => tf.matMul(c, queriesT[b])), 0) as tf.Tensor2D, rows);
+      return weightsFrom(tf.concat(perImage(pieces, (c, b) => tf.matMul(c, queriesT[b])), 0) as tf.Tensor2D, rows);
     });
     // W_b C_b as (C_b^T W_b^T)^T: the context is the left operand. On wasm the right operand is
     // packed afresh for every product, and packing a [N, D] context for R rows cost as much again.
     const weightsT = splitThroughHost(tf.transpose(weights, [0, 2, 1]) as tf.Tensor3D); // B x [N, R]
-    const mixedT = perImage(context, (c, b) => tf.matMul(tf.transpose(c), weightsT[b])); // [D, R]
+    const mixedT = perImage(pieces, (c, b) => tf.matMul(tf.transpose(c), weightsT[b])); // [D, R]
     const value = tf.tidy(() => tf.transpose(tf.stack(mixedT), [0, 2, 1]));
     save([weights, context]);
     tf.dispose([...weightsT, ...mixedT, weights]);
@@ -96,8 +96,9 @@ function imageByImageOp(shared: boolean, context: tf.Tensor3D) {
       value,
       gradFunc: (dy, saved) => {
         const [w, c] = saved as [tf.Tensor3D, tf.Tensor3D];
+        const contextPieces = hostPieces(c);
         const dyT = splitThroughHost(tf.transpose(dy, [0, 2, 1]) as tf.Tensor3D); // B x [D, R]
-        const dWeightsT = tf.concat(perImage(c, (ci, b) => tf.matMul(ci, dyT[b])), 0); // [B*N, R]
+        const dWeightsT = tf.concat(perImage(contextPieces, (ci, b) => tf.matMul(ci, dyT[b])), 0); // [B*N, R]
         const dWeights = tf.transpose(tf.reshape(dWeightsT, [batch, length, rows]), [0, 2, 1]) as tf.Tensor3D;
         const dScores = softmaxBackward(w, dWeights); // [B, R, N]
         if (shared) {
@@ -106,7 +107,7 @@ function imageByImageOp(shared: boolean, context: tf.Tensor3D) {
           return tf.matMul(perRow, tf.reshape(c, [batch * length, dim]) as tf.Tensor2D);
         }
         const dScoresT = splitThroughHost(tf.transpose(dScores, [0, 2, 1]) as tf.Tensor3D); // B x [N, R]
-        return tf.transpose(tf.stack(perImage(c, (ci, b) => tf.matMul(tf.transpose(ci), dScoresT[b]))), [0, 2, 1]); // dS_b C_b, as above
+        return tf.transpose(tf.stack(perImage(contextPieces, (ci, b) => tf.matMul(tf.transpose(ci), dScoresT[b]))), [0, 2, 1]); // dS_b C_b, as above
       },
     };
   });
