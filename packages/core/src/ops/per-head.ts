@@ -25,7 +25,7 @@ export interface FrozenHeadWeights {
 
 /**
  * Row (h, t) of image b: q[b, t, head h] Wk_h^T, for queries q [rows, H d] (rows = B T, or T when
- * shared by every image) and heads[h].forward = Wk_h^T [d, D].
+ * shared by every image) and heads.forward[h] = Wk_h^T [d, D].
  * Returns [H T, D] (shared) or [B, H T, D] (per image), rows head-major within an image.
  */
 export function perHeadKeyQueries(q: tf.Tensor2D, heads: FrozenHeadWeights, batch: number, count: number, perImage: boolean): tf.Tensor {
@@ -60,7 +60,7 @@ export function perHeadKeyQueries(q: tf.Tensor2D, heads: FrozenHeadWeights, batc
 
 /**
  * The inverse layout step: mixed [B, H T, D] (rows head-major within an image) times each head's
- * Wv_h [D, d] -> [B T, H d], the heads side by side as the attention context. heads[h].forward = Wv_h.
+ * Wv_h [D, d] -> [B T, H d], the heads side by side as the attention context. heads.forward[h] = Wv_h.
  */
 export function perHeadValues(mixed: tf.Tensor3D, heads: FrozenHeadWeights, count: number): tf.Tensor2D {
   const H = heads.forward.length;
