@@ -71,6 +71,31 @@ describe('layerNorm', () => {
       expect(out.dataSync()[0]).toBeCloseTo((1 - mean) / Math.sqrt(variance + 1e-6), 5);
     });
   });
+
+  // The same LayerNorm composed of tfjs ops, differentiated by tfjs.
+  const composed = (x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor) => {
+    const { mean, variance } = tf.moments(x, -1, true);
+    return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, 1e-6))), weight), bias);
+  };
+  for (const shape of [[5, 8], [2, 3, 8]]) {
+    it(`value and gradients (input, weight, bias) match autodiff of the composed ops, input [${shape.join(', ')}]`, () => {
+      const x = tf.randomNormal(shape, 1, 2, 'float32', 1);
+      const weight = tf.randomNormal([8], 1, 0.5, 'float32', 2);
+      const bias = tf.randomNormal([8], 0, 1, 'float32', 3);
+      const dy = tf.randomNormal(shape, 0, 1, 'float32', 4);
+      const before = tf.memory().numTensors;
+      tf.tidy(() => {
+        const ours = (a: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => layerNorm(a, { weight: w as tf.Tensor1D, bias: b as tf.Tensor1D });
+        expect(maxAbsDiff(ours(x, weight, bias), composed(x, weight, bias))).toBeLessThan(1e-5);
+        const loss = (f: typeof composed) => (a: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(f(a, w, b), dy));
+        const got = tf.grads(loss(ours))([x, weight, bias]);
+        const want = tf.grads(loss(composed))([x, weight, bias]);
+        got.forEach((g, i) => expect(maxAbsDiff(g, want[i])).toBeLessThan(1e-4));
+      });
+      expect(tf.memory().numTensors).toBe(before);
+      tf.dispose([x, weight, bias, dy]);
+    });
+  }
 });
 
 describe('attendToFrozen', () => {
