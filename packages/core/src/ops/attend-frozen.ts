@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { customOp } from './custom-op.js';
+import { hostPieces, splitLeading } from './per-head.js';
 
 const IMAGE_BY_IMAGE_MIN_VALUES = 2 ** 17;
 
@@ -82,12 +83,12 @@ function imageByImageOp(shared: boolean, context: tf.Tensor3D) {
     const pieces = hostPieces(context);
     const weights = tf.tidy(() => {
       if (shared) return weightsFrom(tf.matMul(flatContext(), tf.transpose(q)), rows);
-      const queriesT = splitThroughHost(tf.transpose(q, [0, 2, 1]) as tf.Tensor3D); // B x [D, R]
+      const queriesT = splitLeading(tf.transpose(q, [0, 2, 1]) as tf.Tensor3D); // B x [D, R]
       return weightsFrom(tf.concat(perImage(pieces, (c, b) => tf.matMul(c, queriesT[b])), 0) as tf.Tensor2D, rows);
     });
     // W_b C_b as (C_b^T W_b^T)^T: the context is the left operand. On wasm the right operand is
     // packed afresh for every product, and packing a [N, D] context for R rows cost as much again.
-    const weightsT = splitThroughHost(tf.transpose(weights, [0, 2, 1]) as tf.Tensor3D); // B x [N, R]
+    const weightsT = splitLeading(tf.transpose(weights, [0, 2, 1]) as tf.Tensor3D); // B x [N, R]
     const mixedT = perImage(pieces, (c, b) => tf.matMul(tf.transpose(c), weightsT[b])); // [D, R]
     const value = tf.tidy(() => tf.transpose(tf.stack(mixedT), [0, 2, 1]));
     save([weights, context]);
@@ -97,7 +98,7 @@ function imageByImageOp(shared: boolean, context: tf.Tensor3D) {
       gradFunc: (dy, saved) => {
         const [w, c] = saved as [tf.Tensor3D, tf.Tensor3D];
         const contextPieces = hostPieces(c);
-        const dyT = splitThroughHost(tf.transpose(dy, [0, 2, 1]) as tf.Tensor3D); // B x [D, R]
+        const dyT = splitLeading(tf.transpose(dy, [0, 2, 1]) as tf.Tensor3D); // B x [D, R]
         const dWeightsT = tf.concat(perImage(contextPieces, (ci, b) => tf.matMul(ci, dyT[b])), 0); // [B*N, R]
         const dWeights = tf.transpose(tf.reshape(dWeightsT, [batch, length, rows]), [0, 2, 1]) as tf.Tensor3D;
         const dScores = softmaxBackward(w, dWeights); // [B, R, N]
@@ -106,7 +107,7 @@ function imageByImageOp(shared: boolean, context: tf.Tensor3D) {
           const perRow = tf.reshape(tf.transpose(dScores, [1, 0, 2]), [rows, batch * length]) as tf.Tensor2D;
           return tf.matMul(perRow, tf.reshape(c, [batch * length, dim]) as tf.Tensor2D);
         }
-        const dScoresT = splitThroughHost(tf.transpose(dScores, [0, 2, 1]) as tf.Tensor3D); // B x [N, R]
+        const dScoresT = splitLeading(tf.transpose(dScores, [0, 2, 1]) as tf.Tensor3D); // B x [N, R]
         return tf.transpose(tf.stack(perImage(contextPieces, (ci, b) => tf.matMul(tf.transpose(ci), dScoresT[b]))), [0, 2, 1]); // dS_b C_b, as above
       },
     };
@@ -115,8 +116,8 @@ function imageByImageOp(shared: boolean, context: tf.Tensor3D) {
 
 function legacyImageByImageOp(shared: boolean, context: tf.Tensor3D) {
   return customOp(([q], save) => {
-    const images = splitThroughHost(context);
-    const perImageQ = shared ? undefined : splitThroughHost(q as tf.Tensor3D);
+    const images = splitLeading(context);
+    const perImageQ = shared ? undefined : splitLeading(q as tf.Tensor3D);
     const qT = shared ? tf.transpose(q) : undefined;
     const weights: tf.Tensor2D[] = [];
     const mixed: tf.Tensor2D[] = [];
@@ -134,10 +135,10 @@ function legacyImageByImageOp(shared: boolean, context: tf.Tensor3D) {
       value,
       gradFunc: (dy, saved) => {
         const [w, c] = saved as [tf.Tensor3D, tf.Tensor3D];
-        const cs = splitThroughHost(c);
-        const dys = splitThroughHost(dy as tf.Tensor3D);
+        const cs = splitLeading(c);
+        const dys = splitLeading(dy as tf.Tensor3D);
         const dWeights = tf.stack(cs.map((ci, b) => tf.transpose(tf.matMul(ci, tf.transpose(dys[b]))))) as tf.Tensor3D; // [B, R, N]
-        const dScores = splitThroughHost(softmaxBackward(w, dWeights));
+        const dScores = splitLeading(softmaxBackward(w, dWeights));
         const perImage = cs.map((ci, b) => tf.matMul(dScores[b], ci)); // [R, D] each
         const dq = shared ? tf.addN(perImage) : tf.stack(perImage);
         tf.dispose([...cs, ...dys, dWeights, ...dScores, ...perImage]);
@@ -148,22 +149,6 @@ function legacyImageByImageOp(shared: boolean, context: tf.Tensor3D) {
 }
 
 /** dL/dscores from dL/dweights for weights = softmax(scores) over the last axis. */
-function softmaxBackward(weights: tf.Tensor3D, dWeights: tf.Tensor3D): tf.Tensor3D {
+export function softmaxBackward(weights: tf.Tensor3D, dWeights: tf.Tensor3D): tf.Tensor3D {
   return tf.tidy(() => tf.mul(weights, tf.sub(dWeights, tf.sum(tf.mul(dWeights, weights), -1, true)))) as tf.Tensor3D;
-}
-
-/** [B, M, K] -> a maker of its B pieces [M, K], each on demand: one read, then one write per piece made. */
-function hostPieces(x: tf.Tensor3D): (b: number) => tf.Tensor2D {
-  const [, m, k] = x.shape;
-  const values = x.dataSync() as Float32Array;
-  const size = m * k;
-  return (b) => tf.tensor2d(values.subarray(b * size, (b + 1) * size), [m, k]);
-}
-
-/** [B, M, K] -> B tensors [M, K] with one read and B writes, not B full copies of the input. */
-function splitThroughHost(x: tf.Tensor3D): tf.Tensor2D[] {
-  const [batch, m, k] = x.shape;
-  const values = x.dataSync() as Float32Array;
-  const size = m * k;
-  return Array.from({ length: batch }, (_, b) => tf.tensor2d(values.subarray(b * size, (b + 1) * size), [m, k]));
 }

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { softmaxBackward } from './attend-frozen.js';
 import { customOp } from './custom-op.js';
 import { splitLeading } from './per-head.js';
 
@@ -45,7 +46,7 @@ export function multiHeadAttention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2
         const dScores = tf.tidy(() => {
           const valuesT = pieces(vs, 'columns'); // [d, L]
           const dWeights = tf.stack(dOut.map((g, i) => tf.matMul(g, valuesT[i]))); // dO V^T [B H, L, L]
-          return tf.mul(tf.mul(w, tf.sub(dWeights, tf.sum(tf.mul(dWeights, w), -1, true))), scale) as tf.Tensor3D;
+          return tf.mul(softmaxBackward(w, dWeights as tf.Tensor3D), scale) as tf.Tensor3D;
         });
         tf.dispose(dOut);
         const dQueries = tf.tidy(() => {

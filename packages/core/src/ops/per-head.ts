@@ -107,9 +107,20 @@ function splitColumns(x: tf.Tensor2D, H: number): tf.Tensor2D[] {
   });
 }
 
-/** [H, M, K] -> H tensors [M, K]: one host read, H writes (off the tape: no gradient flows through it). */
-export function splitLeading(x: tf.Tensor3D): tf.Tensor2D[] {
-  const [H, m, k] = x.shape;
+/**
+ * [H, M, K] -> a maker of its H pieces [M, K], each on demand: one host read, then one write per
+ * piece made (off the tape: no gradient flows through it). tf.split/tf.slice copy the whole input
+ * per piece on wasm.
+ */
+export function hostPieces(x: tf.Tensor3D): (h: number) => tf.Tensor2D {
+  const [, m, k] = x.shape;
   const values = x.dataSync() as Float32Array;
-  return Array.from({ length: H }, (_, h) => tf.tensor2d(values.subarray(h * m * k, (h + 1) * m * k), [m, k]));
+  const size = m * k;
+  return (h) => tf.tensor2d(values.subarray(h * size, (h + 1) * size), [m, k]);
+}
+
+/** [H, M, K] -> H tensors [M, K]: every piece of hostPieces at once. */
+export function splitLeading(x: tf.Tensor3D): tf.Tensor2D[] {
+  const piece = hostPieces(x);
+  return Array.from({ length: x.shape[0] }, (_, h) => piece(h));
 }
