@@ -136,9 +136,9 @@ export class Attention {
       context =
         kernel === 'batched'
           ? this.batchedContext(q, k, v, batch, length)
-          : this.qkNorm || (isRecordingGradients() && tapedAttentionKernel === 'perHeadWeights')
-            ? this.perHeadContextFromProjections(q, k, v, batch, length)
-            : multiHeadAttention(q, k, v, batch, this.heads);
+          : this.projectsFirst()
+            ? multiHeadAttention(q, k, v, batch, this.heads)
+            : this.perHeadContextFromProjections(q, k, v, batch, length);
     } else {
       context = this.perHeadContext(x, batch);
     }
@@ -150,10 +150,17 @@ export class Attention {
     return p ? layerNorm(t, p, this.eps) : t;
   }
 
-  /** projectedContext; with qk-norm (or forced, for tests) per image and head with per-head weights derived from the current q/k/v parameters. */
+  /**
+   * Whether the perHead kernel takes full q, k, v projections into multiHeadAttention: always but with
+   * qk-norm (normalised per head) or when a test forces the per-head-weights formulation.
+   */
+  private projectsFirst(): boolean {
+    return !this.qkNorm && (isRecordingGradients() ? tapedAttentionKernel : frozenForwardKernel) === 'projectFirst';
+  }
+
+  /** projectedContext; otherwise per image and head with per-head weights derived from the current q/k/v parameters. */
   private perHeadContext(x: tf.Tensor2D, batch: number): tf.Tensor2D {
-    const recording = isRecordingGradients();
-    if (!this.qkNorm && (recording ? tapedAttentionKernel : frozenForwardKernel) === 'projectFirst') return this.projectedContext(x, batch, recording);
+    if (this.projectsFirst()) return this.projectedContext(x, batch);
     const heads = (name: 'q' | 'k' | 'v') => this.headWeights(name);
     const [qh, kh, vh] = [heads('q'), heads('k'), heads('v')];
     const images = batch > 1 ? (tf.split(x, batch, 0) as tf.Tensor2D[]) : [x];
@@ -171,10 +178,10 @@ export class Attention {
    * than B H small ones of [L, D] x [D, d]), then multiHeadAttention. Off the tape the projections are
    * freed as soon as the attention has read them.
    */
-  private projectedContext(x: tf.Tensor2D, batch: number, taped: boolean): tf.Tensor2D {
+  private projectedContext(x: tf.Tensor2D, batch: number): tf.Tensor2D {
     const [q, k, v] = (['q', 'k', 'v'] as const).map((name) => linear(x, this.params[name].weight, this.params[name].bias));
     const context = multiHeadAttention(q, k, v, batch, this.heads);
-    if (!taped) tf.dispose([q, k, v]);
+    if (!isRecordingGradients()) tf.dispose([q, k, v]);
     return context;
   }
 
