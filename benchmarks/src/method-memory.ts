@@ -10,11 +10,11 @@ import '@vqt/adaptformer';
 import '@vqt/lora';
 import '@vqt/vpt';
 import '@vqt/vqt';
-import { arrayImageSplit, fitMethod, initBackend, presetConfig, randomVit, type LoadedVit } from '@vqt/core';
+import { fitMethod, initBackend, presetConfig, randomVit } from '@vqt/core';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { flag, randomImages, report, RESULTS_DIR } from './report.js';
+import { asBackbone, flag, randomSplit, report, RESULTS_DIR } from './report.js';
 
 interface Configuration {
   label: string;
@@ -47,9 +47,8 @@ async function measure(configuration: Configuration): Promise<Record<string, num
   const config = presetConfig(preset);
   const vit = randomVit(config);
   if (budgetGib) vit.checkpointBudgetBytes = Number(budgetGib) * 2 ** 30;
-  const backbone = { model: vit, sha256: '0'.repeat(64), name: preset, file: preset } as unknown as LoadedVit;
-  const side = config.imageSize;
-  const data = arrayImageSplit(randomImages([batch, 3, side, side], 1), Int32Array.from({ length: batch }, (_, i) => i % 10), side, { numClasses: 10 });
+  const backbone = asBackbone(vit, preset);
+  const data = randomSplit(batch, config.imageSize);
   let profile = { newBufferBytes: Number.NaN, peakBytes: Number.NaN, startBytes: Number.NaN };
   let stepSeconds = Number.NaN;
   const started = performance.now();

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describeBackend, type BackendInfo } from '@vqt/core';
+import { arrayImageSplit, describeBackend, type BackendInfo, type ImageSplit, type LoadedVit, type VisionTransformer } from '@vqt/core';
 import os from 'node:os';
 
 export const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'results');
@@ -34,4 +34,14 @@ export function randomImages(shape: number[], seed: number): Float32Array {
   const values = t.dataSync().slice() as Float32Array;
   t.dispose();
   return values;
+}
+
+/** A random-weight ViT as the registry's methods take a backbone (no file behind it). */
+export function asBackbone(vit: VisionTransformer, preset: string): LoadedVit {
+  return { model: vit, sha256: '0'.repeat(64), name: preset, file: preset } as unknown as LoadedVit;
+}
+
+/** `count` seeded random images with the labels 0..9 in turn, as a split a method fits on. */
+export function randomSplit(count: number, side: number): ImageSplit {
+  return arrayImageSplit(randomImages([count, 3, side, side], 1), Int32Array.from({ length: count }, (_, i) => i % 10), side, { numClasses: 10 });
 }

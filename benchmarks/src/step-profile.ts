@@ -13,9 +13,9 @@ import '@vqt/lora';
 import '@vqt/vpt';
 import '@vqt/vqt';
 import * as tf from '@tensorflow/tfjs';
-import { arrayImageSplit, fitMethod, initBackend, presetConfig, randomVit, type LoadedVit } from '@vqt/core';
+import { fitMethod, initBackend, presetConfig, randomVit } from '@vqt/core';
 import os from 'node:os';
-import { flag, randomImages, report } from './report.js';
+import { asBackbone, flag, randomSplit, report } from './report.js';
 
 const method = flag('method', 'full');
 const preset = flag('preset', 'vit_base_patch16_224');
@@ -28,9 +28,8 @@ const traceBuffers = process.argv.includes('--buffers');
 const backend = await initBackend();
 const config = presetConfig(preset);
 const vit = randomVit(config);
-const backbone = { model: vit, sha256: '0'.repeat(64), name: preset, file: preset } as unknown as LoadedVit;
-const side = config.imageSize;
-const data = arrayImageSplit(randomImages([batch, 3, side, side], 1), Int32Array.from({ length: batch }, (_, i) => i % 10), side, { numClasses: 10 });
+const backbone = asBackbone(vit, preset);
+const data = randomSplit(batch, config.imageSize);
 
 interface KernelConfig {
   kernelName: string;

@@ -3,14 +3,14 @@
 // VTAB-1k task time both would take. Random ViT-B/16 weights; random pixels (no image decode).
 // Usage: node dist/vqt-vs-pytorch.js [--images 32] [--batch 32] [--epochs 2] [--forward-batch 8] [--torch-steps 3]
 import * as tf from '@tensorflow/tfjs';
-import { arrayImageSplit, fitMethod, initBackend, presetConfig, randomVit, setSideQueryKernel, trainModel, type LoadedVit, type SideQueryKernel } from '@vqt/core';
+import { arrayImageSplit, fitMethod, initBackend, presetConfig, randomVit, setSideQueryKernel, trainModel, type SideQueryKernel } from '@vqt/core';
 import { FeatureCache, VqtModel } from '@vqt/vqt';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { flag, randomImages, report, RESULTS_DIR } from './report.js';
+import { asBackbone, flag, randomImages, report, RESULTS_DIR } from './report.js';
 
 const preset = 'vit_base_patch16_224';
 const count = Number(flag('images', '32'));
@@ -133,7 +133,7 @@ await cache!.close();
 // Full fine-tuning step at the PyTorch batch (every weight trains, through the registry and the
 // trainer, checkpointing 'auto'): the second of two one-step epochs, the first sets operators up.
 const fullStep = await (async () => {
-  const backbone = { model: vit, sha256: '0'.repeat(64), name: preset, file: preset } as unknown as LoadedVit;
+  const backbone = asBackbone(vit, preset);
   const data = arrayImageSplit(images.slice(0, forwardBatch * floats), labels.slice(0, forwardBatch), size, { numClasses: 10 });
   const epochs: number[] = [];
   const fitted = await fitMethod('full', backbone, data, {
